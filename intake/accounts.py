@@ -1,0 +1,32 @@
+"""Create staff accounts with a role."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
+
+from intake import audit
+from intake.roles import ADMIN_ROLES
+
+
+class AccountError(Exception):
+    """Raised when an account cannot be created as asked."""
+
+
+@transaction.atomic
+def create_user(*, username: str, role, password: str, actor=None, validate=True):
+    """Create user ``username`` in group ``role``; admin roles get admin-site access."""
+    User = get_user_model()
+    if User.objects.filter(username=username).exists():
+        raise AccountError(f"User {username!r} already exists.")
+    user = User(username=username, is_staff=role in ADMIN_ROLES)
+    if validate:
+        validate_password(password, user)
+    user.set_password(password)
+    user.full_clean(exclude=["password"])
+    user.save()
+    user.groups.add(Group.objects.get(name=role))
+    audit.record(
+        action="intake.user.created", actor=actor, obj=user, detail={"role": str(role)}
+    )
+    return user
