@@ -5,10 +5,12 @@ through ``env()``, each with an explicit default. Production (debug off)
 refuses to start without ``DJANGO_SECRET_KEY``.
 """
 
+import datetime as dt
 import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -62,10 +64,13 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "bootstrap",
     "intake.apps.IntakeConfig",
+    "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -73,6 +78,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, so it can turn a lockout signalled by the backend into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "intake.urls"
@@ -90,6 +98,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "intake.context_processors.clinic",
+                "intake.security.idle_timeout",
             ],
         },
     },
@@ -118,6 +127,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+AUTHENTICATION_BACKENDS = [
+    "intake.security.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "intake:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -130,6 +144,15 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Production serves hashed, compressed files through WhiteNoise (run collectstatic first).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
@@ -137,9 +160,59 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
+CSRF_FAILURE_VIEW = "intake.security.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+# Idle timeout: the session ends after this many minutes without a request
+# (sliding expiry) and when the browser closes; idle.js warns before the end.
+IDLE_TIMEOUT_MINUTES = env("IDLE_TIMEOUT_MINUTES", 15, int)
+IDLE_WARNING_SECONDS = env("IDLE_WARNING_SECONDS", 120, int)
+SESSION_COOKIE_AGE = IDLE_TIMEOUT_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# HTTPS only in production; DJANGO_DEBUG=1 runs over plain http.
+SECURE_SSL_REDIRECT = env("DJANGO_SECURE_SSL_REDIRECT", not DEBUG, bool)
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, int)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True, bool)
+# Preloading commits the whole parent domain to HTTPS in browsers for months and
+# is the domain owner's decision, so it is opt-in and its deploy check is silenced.
+SECURE_HSTS_PRELOAD = env("DJANGO_SECURE_HSTS_PRELOAD", False, bool)
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# Trust X-Forwarded-Proto only behind a proxy that always sets it.
+if env("DJANGO_SECURE_PROXY_SSL_HEADER", False, bool):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Everything from our own origin; no inline script or style anywhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    },
+}
+
+# Sign-in lockout (django-axes): per username and client address together.
+AXES_FAILURE_LIMIT = env("AXES_FAILURE_LIMIT", 5, int)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env("AXES_COOLOFF_MINUTES", 15, int))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The cool-off runs from the lockout; tries during it do not restart the clock.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "intake.security.lockout_response"
+# Non-verbose: axes' log lines name only the (masked) lockout parameters and the path.
+AXES_VERBOSE = False
 
 # Clinic configuration shown on screens and on the PDF.
 CLINIC_NAME = env("CLINIC_NAME", "Ketamine Therapy Clinic")

@@ -1,0 +1,127 @@
+"""Sign-in lockout, sign-in auditing, the idle-timeout keep-alive and error views."""
+
+import math
+
+from axes.backends import AxesStandaloneBackend
+from axes.signals import user_locked_out
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from intake import audit
+
+
+class LockoutBackend(AxesStandaloneBackend):
+    """Refuse sign-in while a username and address are locked out; authenticate nothing itself.
+
+    Every sign-in over HTTP passes its request and is checked. A call without a
+    request (a management command, the test client's ``login()``) has no client
+    address to lock, so it is left to the next backend instead of raising.
+    """
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        """Raise ``PermissionDenied`` for a locked-out request; otherwise return None."""
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+def cool_off_minutes():
+    """Return the lockout cool-off in whole minutes, rounded up."""
+    return max(1, math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
+
+
+def lockout_message():
+    """Return the sentence the sign-in page shows to a locked-out user."""
+    minutes = cool_off_minutes()
+    return ngettext(
+        "Too many failed sign-in attempts. Try again in %(minutes)d minute or ask a clinic admin.",
+        "Too many failed sign-in attempts. Try again in %(minutes)d minutes or ask a clinic admin.",
+        minutes,
+    ) % {"minutes": minutes}
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    """Render the sign-in page with the lockout message (axes' ``AXES_LOCKOUT_CALLABLE``)."""
+    redirect_to = request.POST.get("next") or request.GET.get("next") or ""
+    context = {
+        "form": AuthenticationForm(request),
+        "lockout_message": lockout_message(),
+        "next": redirect_to,
+    }
+    return render(
+        request,
+        "registration/login.html",
+        context,
+        status=settings.AXES_HTTP_RESPONSE_CODE,
+    )
+
+
+def _username(credentials):
+    return str((credentials or {}).get("username", ""))[:150]
+
+
+@receiver(user_logged_in, dispatch_uid="intake.security.audit_login")
+def audit_login(sender, request, user, **kwargs):
+    """Audit a successful sign-in."""
+    audit.record(action="intake.auth.login", actor=user, request=request)
+
+
+@receiver(user_logged_out, dispatch_uid="intake.security.audit_logout")
+def audit_logout(sender, request, user, **kwargs):
+    """Audit a sign-out (``user`` is None when the session had already ended)."""
+    if user is None:
+        return
+    audit.record(action="intake.auth.logout", actor=user, request=request)
+
+
+@receiver(user_login_failed, dispatch_uid="intake.security.audit_login_failed")
+def audit_login_failed(sender, credentials, request=None, **kwargs):
+    """Audit a failed sign-in with the username tried; Django already hides the password."""
+    audit.record(
+        action="intake.auth.login_failed",
+        request=request,
+        detail={"username": _username(credentials)},
+    )
+
+
+@receiver(user_locked_out, dispatch_uid="intake.security.audit_locked_out")
+def audit_locked_out(sender, request, username, ip_address, **kwargs):
+    """Audit a sign-in refused or blocked by the lockout."""
+    audit.record(
+        action="intake.auth.locked_out",
+        request=request,
+        detail={"username": str(username or "")[:150]},
+    )
+
+
+@never_cache
+@require_POST
+def keepalive(request):
+    """Extend the signed-in session; the session middleware saves it on every request."""
+    return HttpResponse(status=204)
+
+
+def idle_timeout(request):
+    """Expose the idle-timeout settings to templates (context processor)."""
+    return {
+        "idle_timeout_seconds": settings.SESSION_COOKIE_AGE,
+        "idle_warning_seconds": settings.IDLE_WARNING_SECONDS,
+    }
+
+
+def csrf_failure(request, reason=""):
+    """Explain a refused form post without technical detail."""
+    return render(
+        request,
+        "403_csrf.html",
+        {"message": _("This form was open too long or was sent twice, so it was not accepted.")},
+        status=403,
+    )
