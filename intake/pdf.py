@@ -1,0 +1,385 @@
+"""Render a submitted screening's frozen snapshot to a PDF/A-3b summary.
+
+The PDF shows the snapshot (answers, derived values, flags, versions, hash)
+plus the review and addendum rows, and embeds the FHIR QuestionnaireResponse.
+It knows nothing of HTTP. Every resource WeasyPrint asks for goes through
+``StaticOnlyFetcher``, which serves only our own static files and ``data:``
+URLs and refuses everything else.
+"""
+
+import datetime as dt
+import functools
+import io
+import mimetypes
+import re
+import zoneinfo
+from dataclasses import dataclass
+from importlib import resources
+from urllib.parse import unquote
+
+import weasyprint
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from weasyprint.css import ColorProfile
+from weasyprint.text.fonts import FontConfiguration
+
+from intake import fhir, instrument, lexicon
+
+# A virtual origin for our static files: no real file lives under it, so a
+# ``file://`` URL can only reach a static file through the finders.
+STATIC_BASE_URL = "file:///__intake_static__/"
+STYLESHEET = "intake/pdf/summary.css"
+TEMPLATE = "intake/pdf/summary.html"
+ATTACHMENT_NAME = "questionnaire-response.json"
+OUTPUT_INTENT = "intake-srgb"
+SEVERITY_ORDER = ("urgent", "review", "caution", "info")
+_PAGE_SIZE = re.compile(r"^[A-Za-z0-9. ]{1,40}$")
+_UNSURE = frozenset({"unsure"})
+
+
+class FetchRefused(ValueError):
+    """Raised for a URL the PDF renderer may not fetch."""
+
+
+class StaticOnlyFetcher(weasyprint.URLFetcher):
+    """Serve our static files and ``data:`` URLs; refuse every other URL.
+
+    ``requested``, ``served`` and ``refused`` record every URL WeasyPrint asked
+    for, so tests can prove nothing left our static files.
+    """
+
+    def __init__(self):
+        super().__init__(
+            timeout=1, allowed_protocols=("data",), allow_redirects=False, fail_on_errors=False
+        )
+        self.requested = []
+        self.served = []
+        self.refused = []
+
+    def fetch(self, url, headers=None):
+        """Return the static file or data behind ``url``, or raise ``FetchRefused``."""
+        self.requested.append(url)
+        if url[:5].lower() == "data:":
+            self.served.append(url)
+            return super().fetch(url, headers)
+        path = static_path(url)
+        if path is None:
+            self.refused.append(url)
+            raise FetchRefused("The PDF renderer only loads the app's own static files.")
+        self.served.append(url)
+        content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        with open(path, "rb") as handle:
+            body = handle.read()
+        return weasyprint.urls.URLFetcherResponse(
+            url, body, headers={"Content-Type": content_type}
+        )
+
+
+def static_path(url):
+    """Return the file system path of a static-file URL, or None if it is not one."""
+    if not url.startswith(STATIC_BASE_URL):
+        return None
+    relative = unquote(url[len(STATIC_BASE_URL):].split("?", 1)[0].split("#", 1)[0])
+    parts = relative.split("/")
+    if not relative or "\\" in relative or "\x00" in relative or any(
+        part in ("", ".", "..") for part in parts
+    ):
+        return None
+    found = finders.find(relative)
+    return found if isinstance(found, str) else None
+
+
+_CSS_SAFE = re.compile(r"[A-Za-z0-9 .,:#()-]")
+
+
+def css_string(text):
+    """Return ``text`` as a quoted CSS string, escaping every character outside a safe set."""
+    escaped = "".join(
+        # The space ends the escape; CSS consumes it.
+        char if _CSS_SAFE.fullmatch(char) else f"\\{ord(char):06x} " for char in str(text)
+    )
+    return f'"{escaped}"'
+
+
+def footer_css(screening):
+    """Return the CSS ``content`` value of the running footer (ids, versions and hash only)."""
+    first = _("Screening #%(id)s · Instrument %(instrument)s · Thresholds v%(thresholds)s") % {
+        "id": screening.pk,
+        "instrument": screening.instrument_version,
+        "thresholds": screening.thresholds_version,
+    }
+    second = _("Snapshot SHA-256 %(sha)s") % {"sha": screening.snapshot_sha256 or "-"}
+    return f'{css_string(first)} "\\a " {css_string(second)}'
+
+
+def running_head_css():
+    """Return the CSS ``content`` value of the running head of pages after the first."""
+    return " ".join((
+        "string(patient)",
+        css_string("  ·  " + _("DOB") + " "), "string(dob)",
+        css_string("  ·  " + _("MRN") + " "), "string(mrn)",
+        css_string("  ·  " + _("Screening") + " "), "string(screening)",
+    ))
+
+
+def page_css():
+    """Return the CSS ``content`` value of "Page X of Y"."""
+    before, _sep, rest = (_("Page %(page)s of %(pages)s") % {
+        "page": "\x00", "pages": "\x01"}).partition("\x00")
+    middle, _sep, after = rest.partition("\x01")
+    return (f"{css_string(before)} counter(page) {css_string(middle)} counter(pages) "
+            f"{css_string(after)}")
+
+
+# ---------------------------------------------------------------------------
+# Context
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    """A review as printed on one version of the summary."""
+
+    clinician: str
+    signed_at: dt.datetime
+    determination: str
+    note: str
+    acknowledged_rule_ids: tuple
+    void: bool = False
+    voided_at: dt.datetime | None = None
+    voided_by: str = ""
+    void_reason: str = ""
+
+
+@dataclass(frozen=True)
+class AddendumRecord:
+    """An addendum as printed on one version of the summary."""
+
+    author: str
+    signed_at: dt.datetime
+    text: str
+
+
+def _person(user):
+    if user is None:
+        return ""
+    full_name = user.get_full_name().strip()
+    return f"{full_name} ({user.get_username()})" if full_name else user.get_username()
+
+
+def current_reviews(screening):
+    """Return the review records of ``screening`` as they stand now."""
+    return [
+        ReviewRecord(
+            clinician=_person(review.clinician),
+            signed_at=review.signed_at,
+            determination=review.determination,
+            note=review.note,
+            acknowledged_rule_ids=tuple(review.acknowledged_rule_ids or ()),
+            void=review.is_void,
+            voided_at=review.voided_at,
+            voided_by=_person(review.voided_by),
+            void_reason=review.void_reason,
+        )
+        for review in screening.reviews.select_related("clinician", "voided_by")
+    ]
+
+
+def current_addenda(screening):
+    """Return the addendum records of ``screening`` as they stand now."""
+    return [
+        AddendumRecord(author=_person(addendum.author), signed_at=addendum.signed_at,
+                       text=addendum.text)
+        for addendum in screening.addenda.select_related("author")
+    ]
+
+
+def clinic_tz():
+    """Return the clinic's time zone."""
+    return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
+def _severity_key(flag):
+    return "urgent" if flag.urgent else flag.severity
+
+
+def _answer_rows(step, answers, derived, tz):
+    rows = []
+    for question in step.questions:
+        if question.code not in answers:
+            continue
+        value = answers[question.code]
+        row = {"code": question.code, "label": question.label, "type": question.type}
+        if question.type == instrument.MED_LIST:
+            classes = derived.get("med_classes") or []
+            row["medications"] = [
+                {
+                    **med,
+                    "classes": [
+                        _class_label(key) for key in (classes[i] if i < len(classes) else [])
+                    ],
+                }
+                for i, med in enumerate(value)
+            ]
+        else:
+            row["value"] = instrument.display_value(question.code, value, tz=tz)
+            selected = set(value) if isinstance(value, list) else {value}
+            row["unsure"] = bool(selected & _UNSURE)
+            row["long"] = question.type == instrument.TEXT
+        rows.append(row)
+    return rows
+
+
+def _class_label(key):
+    try:
+        return lexicon.class_label(key)
+    except KeyError:
+        return key
+
+
+def _derived_rows(derived):
+    labels = (
+        ("age", _("Age (years)")),
+        ("bmi", _("BMI (kg/m²)")),
+        ("bp_rest_sbp", _("Rested BP (systolic)")),
+        ("bp_rest_dbp", _("Rested BP (diastolic)")),
+        ("phq9_total", _("PHQ-9 total")),
+        ("gad7_total", _("GAD-7 total")),
+        ("audc_total", _("AUDIT-C total")),
+        ("stopbang_score", _("STOP-Bang score")),
+    )
+    rows = [{"label": label, "value": derived[name]} for name, label in labels
+            if derived.get(name) not in (None, "")]
+    if derived.get("stopbang_unknown"):
+        rows.append({"label": _("STOP-Bang items not scored"),
+                     "value": ", ".join(derived["stopbang_unknown"])})
+    return rows
+
+
+def summary_context(screening, *, reviews=None, addenda=None):
+    """Return the template context of the summary: the snapshot and the review rows."""
+    tz = clinic_tz()
+    answers = instrument.decode_answers(screening.answers)
+    derived = screening.derived or {}
+    flags = list(screening.flags.all())
+    flags.sort(key=lambda flag: (SEVERITY_ORDER.index(_severity_key(flag)), flag.position))
+    counts = {key: 0 for key in SEVERITY_ORDER}
+    for flag in flags:
+        counts[_severity_key(flag)] += 1
+    reviews = current_reviews(screening) if reviews is None else list(reviews)
+    addenda = current_addenda(screening) if addenda is None else list(addenda)
+    sections = []
+    for step in instrument.STEPS:
+        rows = _answer_rows(step, answers, derived, tz)
+        if rows:
+            sections.append({"title": step.title, "rows": rows})
+    page_size = settings.PDF_PAGE_SIZE
+    if not _PAGE_SIZE.match(page_size or ""):
+        page_size = "Letter"
+    dob = screening.patient_date_of_birth
+    return {
+        "clinic_name": settings.CLINIC_NAME,
+        "protocol_text": settings.SUICIDE_SAFETY_PROTOCOL,
+        "page_size": page_size,
+        "stylesheet": STYLESHEET,
+        "screening": screening,
+        "patient_name": screening.patient_name,
+        "date_of_birth": dob.isoformat() if dob else "",
+        "age": derived.get("age"),
+        "mrn": screening.patient_mrn,
+        "submitted_at": screening.submitted_at.astimezone(tz),
+        "submitted_by": _person(screening.submitted_by),
+        "flags": [
+            {
+                "rule_id": flag.rule_id,
+                "key": _severity_key(flag),
+                "severity": flag.get_severity_display(),
+                "urgent": flag.urgent,
+                "message": flag.message,
+                "basis": ", ".join(flag.basis or ()),
+            }
+            for flag in flags
+        ],
+        "urgent_flags": [flag for flag in flags if flag.urgent],
+        "counts": counts,
+        "derived_rows": _derived_rows(derived),
+        "sections": sections,
+        "reviews": reviews,
+        "active_reviews": [review for review in reviews if not review.void],
+        "addenda": addenda,
+        "sha256": screening.snapshot_sha256,
+        # CSS-escaped by css_string(): safe inside the template's <style> block.
+        "footer_css": mark_safe(footer_css(screening)),  # noqa: S308
+        "page_css": mark_safe(page_css()),  # noqa: S308
+        "running_head_css": mark_safe(running_head_css()),  # noqa: S308
+        "tz_name": settings.TIME_ZONE,
+    }
+
+
+# ---------------------------------------------------------------------------
+# Rendering
+
+_font_config = None
+
+
+def font_config():
+    """Return the process-wide WeasyPrint font configuration (built once: it is slow)."""
+    global _font_config
+    if _font_config is None:
+        _font_config = FontConfiguration()
+    return _font_config
+
+
+@functools.cache
+def _srgb_profile_bytes():
+    with (resources.files("weasyprint.pdf") / "sRGB2014.icc").open("rb") as handle:
+        return handle.read()
+
+
+def _output_intent_profiles():
+    # WeasyPrint's own "srgb" output intent leaves its ICC file open (a
+    # ResourceWarning); the same profile is passed in from memory instead.
+    return {
+        OUTPUT_INTENT: ColorProfile(
+            io.BytesIO(_srgb_profile_bytes()), "sRGB2014.icc", "relative-colorimetric",
+            (["r"], ["g"], ["b"]),
+        )
+    }
+
+
+def render_html(html, *, url_fetcher=None, attachments=(), pdf_variant="pdf/a-3b"):
+    """Return PDF bytes of an HTML string rendered with the locked-down fetcher."""
+    fetcher = StaticOnlyFetcher() if url_fetcher is None else url_fetcher
+    document = weasyprint.HTML(string=html, base_url=STATIC_BASE_URL, url_fetcher=fetcher)
+    return document.write_pdf(
+        font_config=font_config(),
+        color_profiles=_output_intent_profiles(),
+        output_intent=OUTPUT_INTENT,
+        pdf_variant=pdf_variant,
+        attachments=list(attachments),
+    )
+
+
+def render_summary(screening, *, reviews=None, addenda=None, url_fetcher=None) -> bytes:
+    """Return the PDF/A-3b summary of ``screening`` with its QuestionnaireResponse attached.
+
+    ``reviews`` and ``addenda`` default to the rows as they stand now; a stored
+    older version passes the rows as they stood then.
+    """
+    context = summary_context(screening, reviews=reviews, addenda=addenda)
+    html = render_to_string(TEMPLATE, context)
+    fetcher = StaticOnlyFetcher() if url_fetcher is None else url_fetcher
+    amended = bool(context["addenda"])
+    attachment = weasyprint.Attachment(
+        string=fhir.response_json(screening, amended=amended),
+        base_url=STATIC_BASE_URL,
+        url_fetcher=fetcher,
+        name=ATTACHMENT_NAME,
+        description=_("FHIR R4 QuestionnaireResponse of this screening"),
+        created=screening.submitted_at.astimezone(dt.UTC),
+        modified=screening.submitted_at.astimezone(dt.UTC),
+        relationship="Data",
+    )
+    return render_html(html, url_fetcher=fetcher, attachments=[attachment])
