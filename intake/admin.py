@@ -1,0 +1,717 @@
+"""The review panel: clinicians work submitted screenings in the Django admin.
+
+The app flags; the clinician decides and records the decision. Every page that
+shows a screening writes one ``intake.screening.viewed`` audit row, and every
+action goes through one service in ``intake.reviews``.
+"""
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timesince
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from intake import audit, instrument, reviews, thresholds
+from intake.admin_forms import (
+    AddendumForm,
+    RecordReviewForm,
+    ThresholdsForm,
+    UnlockForm,
+    UserRoleChangeForm,
+    UserRoleCreationForm,
+)
+from intake.models import AuditEvent, Determination, Role, Screening, ThresholdSet
+from intake.services import IntakeError, current_thresholds
+
+admin.site.site_header = _("Review panel")
+admin.site.site_title = _("Review panel")
+admin.site.index_title = _("Screenings, reviews and clinic settings")
+
+DERIVED_LABELS = {
+    "age": _("Age"),
+    "bmi": _("BMI"),
+    "bp_rest_sbp": _("Rested systolic BP"),
+    "bp_rest_dbp": _("Rested diastolic BP"),
+    "audc_total": _("AUDIT-C total"),
+    "phq9_total": _("PHQ-9 total"),
+    "gad7_total": _("GAD-7 total"),
+    "stopbang_score": _("STOP-Bang score"),
+    "stopbang_unknown": _("STOP-Bang items not scored"),
+    "med_unrecognized": _("Medicines not recognized by the lexicon"),
+}
+
+
+def optional_url(name, pk):
+    """Return the URL named ``name`` for screening ``pk``, or None while it does not exist."""
+    try:
+        return reverse(name, args=[pk])
+    except NoReverseMatch:
+        return None
+
+
+def flag_badges(screening):
+    """Return the flag counts as badges that carry their meaning in text, not colour alone."""
+    counts = [
+        ("urgent", screening.urgent_count, gettext("urgent")),
+        ("review", screening.review_count, gettext("review")),
+        ("caution", screening.caution_count, gettext("caution")),
+        ("info", screening.info_count, gettext("info")),
+    ]
+    shown = [(kind, f"{count} {label}") for kind, count, label in counts if count]
+    if not shown:
+        return format_html('<span class="flag-badge flag-none">{}</span>', gettext("No flags"))
+    return format_html_join(" ", '<span class="flag-badge flag-{}">{}</span>', shown)
+
+
+def evidence_text(item):
+    """Return one evidence entry of a flag as readable text ("label: value")."""
+    code, value = None, item
+    if isinstance(item, dict) and "code" in item:
+        code, value = item["code"], item.get("value")
+    elif isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[0], str):
+        code, value = item
+    if code is None:
+        return str(item)
+    question = instrument.QUESTIONS.get(code)
+    if question is None:
+        return f"{DERIVED_LABELS.get(code, code)}: {value}"
+    try:
+        shown = instrument.display_value(
+            code, instrument.decode_value(question, value), timezone.get_current_timezone()
+        )
+    except (TypeError, ValueError, KeyError, ArithmeticError):
+        shown = str(value)
+    return f"{question.label}: {shown}"
+
+
+def answer_sections(screening):
+    """Return the frozen answers grouped by section as (title, [(code, label, text)])."""
+    answers = instrument.decode_answers(screening.answers)
+    tz = timezone.get_current_timezone()
+    sections = []
+    for step in instrument.STEPS:
+        rows = [
+            (q.code, q.label, instrument.display_value(q.code, answers[q.code], tz))
+            for q in step.questions
+            if q.code in answers
+        ]
+        if rows:
+            sections.append((step.title, rows))
+    return sections
+
+
+def derived_rows(screening):
+    """Return the derived values as (label, text) in a fixed order."""
+    rows = []
+    for name, label in DERIVED_LABELS.items():
+        value = screening.derived.get(name)
+        if value in (None, "", []):
+            continue
+        if isinstance(value, list):
+            value = ", ".join(str(item) for item in value)
+        rows.append((label, value))
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# Queue filters
+
+
+class UrgentFilter(admin.SimpleListFilter):
+    title = _("urgent flag")
+    parameter_name = "urgent"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Has an urgent flag")), ("no", _("No urgent flag"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(urgent_count__gt=0)
+        if self.value() == "no":
+            return queryset.filter(urgent_count=0)
+        return queryset
+
+
+class SeverityFilter(admin.SimpleListFilter):
+    title = _("flag severity present")
+    parameter_name = "severity"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("review", _("Review")),
+            ("caution", _("Caution")),
+            ("info", _("Info")),
+            ("none", _("No flags")),
+        ]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value in ("review", "caution", "info"):
+            return queryset.filter(**{f"{value}_count__gt": 0})
+        if value == "none":
+            return queryset.filter(urgent_count=0, review_count=0, caution_count=0, info_count=0)
+        return queryset
+
+
+# ---------------------------------------------------------------------------
+# Screenings: the queue and the review page
+
+
+@admin.register(Screening)
+class ScreeningAdmin(admin.ModelAdmin):
+    list_display = (
+        "patient",
+        "age",
+        "submitted",
+        "submitter",
+        "flag_summary",
+        "status_column",
+        "reviewer",
+    )
+    list_display_links = ("patient",)
+    list_filter = (
+        "status",
+        UrgentFilter,
+        SeverityFilter,
+        ("submitted_at", admin.DateFieldListFilter),
+        ("submitted_by", admin.RelatedOnlyFieldListFilter),
+    )
+    search_fields = ("patient_last_name", "patient_first_name", "patient_mrn", "id__exact")
+    search_help_text = _("Search by patient name, MRN or screening number.")
+    list_select_related = ("submitted_by", "claimed_by")
+    list_per_page = 50
+    actions = ["export_csv"]
+
+    # -- queue columns ------------------------------------------------------
+
+    @admin.display(description=_("Patient"), ordering="patient_last_name")
+    def patient(self, obj):
+        mrn = obj.patient_mrn or gettext("no MRN")
+        return format_html(
+            '<span class="queue-patient">{}, {}</span> <span class="queue-mrn">{} · #{}</span>',
+            obj.patient_last_name,
+            obj.patient_first_name,
+            mrn,
+            obj.pk,
+        )
+
+    @admin.display(description=_("Age"))
+    def age(self, obj):
+        return obj.derived.get("age", "–")
+
+    @admin.display(description=_("Submitted"), ordering="submitted_at")
+    def submitted(self, obj):
+        return format_html(
+            '{} <span class="queue-when">{}</span>',
+            timezone.localtime(obj.submitted_at).strftime("%Y-%m-%d %H:%M"),
+            gettext("%(time)s ago") % {"time": timesince(obj.submitted_at, depth=1)},
+        )
+
+    @admin.display(description=_("Submitted by"), ordering="submitted_by__username")
+    def submitter(self, obj):
+        return reviews.display_name(obj.submitted_by)
+
+    @admin.display(description=_("Flags"), ordering="-urgent_count")
+    def flag_summary(self, obj):
+        return flag_badges(obj)
+
+    @admin.display(description=_("Status"), ordering="status")
+    def status_column(self, obj):
+        if obj.status == Screening.Status.IN_REVIEW and obj.claimed_by is not None:
+            text = gettext("In review by %(name)s") % {"name": reviews.display_name(obj.claimed_by)}
+        else:
+            text = obj.get_status_display()
+        return format_html('<span class="status status-{}">{}</span>', obj.status, text)
+
+    @admin.display(description=_("Reviewer"))
+    def reviewer(self, obj):
+        return reviews.display_name(obj.claimed_by) or "–"
+
+    # -- permissions ----------------------------------------------------------
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_export_permission(self, request):
+        return request.user.has_perm("intake.export_screening")
+
+    # -- export ---------------------------------------------------------------
+
+    @admin.action(
+        description=_("Export selected to CSV (screening ids only: no patient names, no answers)"),
+        permissions=["export"],
+    )
+    def export_csv(self, request, queryset):
+        try:
+            text = reviews.export_screenings_csv(
+                screening_ids=list(queryset.values_list("pk", flat=True)),
+                user=request.user,
+                request=request,
+            )
+        except IntakeError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        response = HttpResponse(text, content_type="text/csv; charset=utf-8")
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        response["Content-Disposition"] = f'attachment; filename="screenings-{stamp}.csv"'
+        return response
+
+    # -- views ------------------------------------------------------------------
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        views = {
+            "claim": self.claim_view,
+            "release": self.release_view,
+            "review": self.record_review_view,
+            "addendum": self.addendum_view,
+            "unlock": self.unlock_view,
+        }
+        return [
+            *(
+                path(f"<path:object_id>/{name}/", wrap(view), name=f"intake_screening_{name}")
+                for name, view in views.items()
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None) or {}
+        if request.method == "GET" and response.status_code == 200 and "cl" in context:
+            # One row per list view; the rows themselves are not patient reads.
+            audit.record(
+                action="intake.screening.listed",
+                request=request,
+                detail={"results": context["cl"].result_count},
+            )
+        return response
+
+    def _screening(self, request, object_id):
+        screening = self.get_object(request, unquote(object_id))
+        if screening is None:
+            raise Http404(gettext("This screening does not exist."))
+        if not self.has_view_permission(request, screening):
+            raise PermissionDenied
+        return screening
+
+    def _change_url(self, screening):
+        return reverse("admin:intake_screening_change", args=[screening.pk])
+
+    def _viewed(self, request, screening, view):
+        audit.record(
+            action="intake.screening.viewed", obj=screening, request=request, detail={"view": view}
+        )
+
+    def _page(self, request, screening, template, title, **context):
+        return TemplateResponse(
+            request,
+            template,
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": title,
+                "subtitle": screening.patient_name,
+                "screening": screening,
+                "original": screening,
+                "change_url": self._change_url(screening),
+                "flags": list(screening.flags.all()),
+                **context,
+            },
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        screening = self._screening(request, object_id)
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])
+        self._viewed(request, screening, "admin")
+        user = request.user
+        can_review = user.has_perms(["intake.review_screening", "intake.add_review"])
+        claimed_by_other = (
+            screening.status == Screening.Status.IN_REVIEW
+            and screening.claimed_by_id not in (None, user.pk)
+        )
+        flags = list(screening.flags.all())
+        return self._page(
+            request,
+            screening,
+            "admin/intake/screening/change_form.html",
+            gettext("Screening #%(id)s") % {"id": screening.pk},
+            flags=[(flag, [evidence_text(item) for item in flag.evidence]) for flag in flags],
+            badges=flag_badges(screening),
+            sections=answer_sections(screening),
+            derived=derived_rows(screening),
+            review_list=list(screening.reviews.select_related("clinician", "voided_by")),
+            addendum_list=list(screening.addenda.select_related("author")),
+            history=AuditEvent.objects.filter(
+                object_type="screening", object_id=str(screening.pk)
+            ).order_by("-at", "-id")[:200],
+            pdf_url=optional_url("intake:screening_pdf", screening.pk),
+            fhir_url=optional_url("intake:screening_fhir", screening.pk),
+            staff_url=optional_url("intake:screening", screening.pk),
+            can_claim=can_review and not screening.is_locked and screening.claimed_by_id != user.pk,
+            claimed_by_other=claimed_by_other,
+            can_release=screening.status == Screening.Status.IN_REVIEW
+            and (screening.claimed_by_id == user.pk or user.has_perm("intake.unlock_screening")),
+            can_review=can_review and not screening.is_locked and not claimed_by_other,
+            can_addend=screening.is_locked and user.has_perm("intake.add_addendum"),
+            can_unlock=screening.is_locked and user.has_perm("intake.unlock_screening"),
+            claimer=reviews.display_name(screening.claimed_by),
+        )
+
+    def history_view(self, request, object_id, extra_context=None):
+        screening = self._screening(request, object_id)
+        return redirect(self._change_url(screening) + "#history")
+
+    def _post_only_action(self, request, object_id, service, success, **kwargs):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        screening = self._screening(request, object_id)
+        if not request.user.has_perm("intake.review_screening"):
+            raise PermissionDenied
+        try:
+            service(screening_id=screening.pk, user=request.user, request=request, **kwargs)
+        except IntakeError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, success, messages.SUCCESS)
+        return redirect(self._change_url(screening))
+
+    def claim_view(self, request, object_id):
+        return self._post_only_action(
+            request,
+            object_id,
+            reviews.claim_screening,
+            gettext("You are now reviewing this screening; other clinicians see your name."),
+            take_over=request.POST.get("take_over") == "1",
+        )
+
+    def release_view(self, request, object_id):
+        return self._post_only_action(
+            request,
+            object_id,
+            reviews.release_claim,
+            gettext("The screening is back in the queue."),
+        )
+
+    def record_review_view(self, request, object_id):
+        screening = self._screening(request, object_id)
+        if not request.user.has_perms(["intake.review_screening", "intake.add_review"]):
+            raise PermissionDenied
+        if request.method == "GET" and screening.is_locked:
+            self.message_user(request, reviews.signed_message(screening), messages.WARNING)
+            return redirect(self._change_url(screening))
+        flags = reviews.flags_to_acknowledge(screening)
+        form = RecordReviewForm(request.POST or None, flags=flags)
+        if request.method == "POST" and form.is_valid():
+            try:
+                reviews.record_review(
+                    screening_id=screening.pk,
+                    user=request.user,
+                    determination_id=form.cleaned_data["determination"].pk,
+                    note=form.cleaned_data["note"],
+                    acknowledged_rule_ids=form.acknowledged_rule_ids(),
+                    password=form.cleaned_data["password"],
+                    request=request,
+                )
+            except IntakeError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(
+                    request,
+                    gettext("Review signed. The screening is locked."),
+                    messages.SUCCESS,
+                )
+                return redirect(self._change_url(screening))
+        self._viewed(request, screening, "record_review")
+        return self._page(
+            request,
+            screening,
+            "admin/intake/screening/record_review.html",
+            gettext("Record review of screening #%(id)s") % {"id": screening.pk},
+            form=form,
+            other_flags=[f for f in screening.flags.all() if f not in flags],
+            badges=flag_badges(screening),
+            claimed_by_other=screening.status == Screening.Status.IN_REVIEW
+            and screening.claimed_by_id not in (None, request.user.pk),
+            claimer=reviews.display_name(screening.claimed_by),
+        )
+
+    def addendum_view(self, request, object_id):
+        screening = self._screening(request, object_id)
+        if not request.user.has_perms(["intake.review_screening", "intake.add_addendum"]):
+            raise PermissionDenied
+        form = AddendumForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                reviews.add_addendum(
+                    screening_id=screening.pk,
+                    user=request.user,
+                    text=form.cleaned_data["text"],
+                    password=form.cleaned_data["password"],
+                    request=request,
+                )
+            except IntakeError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(request, gettext("Addendum signed."), messages.SUCCESS)
+                return redirect(self._change_url(screening))
+        self._viewed(request, screening, "addendum")
+        return self._page(
+            request,
+            screening,
+            "admin/intake/screening/addendum.html",
+            gettext("Add an addendum to screening #%(id)s") % {"id": screening.pk},
+            form=form,
+            review=reviews.current_review(screening),
+        )
+
+    def unlock_view(self, request, object_id):
+        screening = self._screening(request, object_id)
+        if not request.user.has_perm("intake.unlock_screening"):
+            raise PermissionDenied
+        form = UnlockForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                reviews.unlock_screening(
+                    screening_id=screening.pk,
+                    user=request.user,
+                    reason=form.cleaned_data["reason"],
+                    request=request,
+                )
+            except IntakeError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(
+                    request,
+                    gettext("Unlocked. The signed review is kept in the history, marked void."),
+                    messages.SUCCESS,
+                )
+                return redirect(self._change_url(screening))
+        self._viewed(request, screening, "unlock")
+        return self._page(
+            request,
+            screening,
+            "admin/intake/screening/unlock.html",
+            gettext("Unlock screening #%(id)s") % {"id": screening.pk},
+            form=form,
+            review=reviews.current_review(screening),
+        )
+
+
+# ---------------------------------------------------------------------------
+# Thresholds
+
+
+@admin.register(ThresholdSet)
+class ThresholdSetAdmin(admin.ModelAdmin):
+    list_display = ("version", "created_at", "created_by", "note")
+    list_select_related = ("created_by",)
+    fields = ("version", "created_at", "created_by", "note", "values_table")
+    readonly_fields = fields
+
+    def has_change_permission(self, request, obj=None):
+        # A version is never edited; a change is always a new version.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("Values"))
+    def values_table(self, obj):
+        values = thresholds.decode(obj.values)
+        return format_html(
+            '<table class="threshold-values">{}</table>',
+            format_html_join(
+                "",
+                "<tr><th scope='row'>{}</th><td>{}</td><td>{}</td></tr>",
+                (
+                    (name, values.get(name, default), unit)
+                    for name, (default, unit, _used) in thresholds.SPEC.items()
+                ),
+            ),
+        )
+
+    def changelist_view(self, request, extra_context=None):
+        version, values = current_thresholds()
+        extra_context = {
+            **(extra_context or {}),
+            "version_in_force": version,
+            "values_in_force": [
+                (name, values[name], unit, used)
+                for name, (_d, unit, used) in thresholds.SPEC.items()
+            ],
+        }
+        return super().changelist_view(request, extra_context)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        version, values = current_thresholds()
+        form = ThresholdsForm(request.POST or None, current=values)
+        if request.method == "POST" and form.is_valid():
+            try:
+                threshold_set = reviews.save_thresholds(
+                    values=form.threshold_values(),
+                    user=request.user,
+                    note=form.cleaned_data["note"],
+                    request=request,
+                )
+            except IntakeError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(
+                    request,
+                    gettext(
+                        "Thresholds version %(version)s is now in force for new screenings. "
+                        "Submitted screenings keep the values they were evaluated with."
+                    )
+                    % {"version": threshold_set.version},
+                    messages.SUCCESS,
+                )
+                return redirect("admin:intake_thresholdset_changelist")
+        return TemplateResponse(
+            request,
+            "admin/intake/thresholdset/edit.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": gettext("Change thresholds"),
+                "form": form,
+                "version_in_force": version,
+                "rows": [(form[name], name) for name in thresholds.SPEC],
+            },
+        )
+
+
+# ---------------------------------------------------------------------------
+# Determinations, audit trail, users
+
+
+@admin.register(Determination)
+class DeterminationAdmin(admin.ModelAdmin):
+    list_display = ("label", "position", "active")
+    list_filter = ("active",)
+    fields = ("label", "position", "active")
+
+    def has_delete_permission(self, request, obj=None):
+        # Reviews copy the label; deactivate instead so the list stays auditable.
+        return False
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        audit.record(
+            action="intake.determination.changed" if change else "intake.determination.added",
+            obj=obj,
+            request=request,
+            detail={"label": obj.label, "active": obj.active, "fields": form.changed_data},
+        )
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ("at", "action", "actor_username", "object_type", "object_id", "ip")
+    list_filter = ("action", "at", ("actor", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("object_id__exact", "action")
+    date_hierarchy = "at"
+    fields = (
+        "at",
+        "action",
+        "actor",
+        "actor_username",
+        "object_type",
+        "object_id",
+        "ip",
+        "detail",
+    )
+    readonly_fields = fields
+    list_select_related = ("actor",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class IntakeUserAdmin(UserAdmin):
+    """Clinic admins manage accounts and roles; only superusers grant superuser."""
+
+    form = UserRoleChangeForm
+    add_form = UserRoleCreationForm
+    list_display = ("username", "first_name", "last_name", "role", "is_active", "last_login")
+    list_filter = ("is_active", "groups")
+    staff_fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        (_("Name"), {"fields": ("first_name", "last_name", "email")}),
+        (_("Access"), {"fields": ("is_active", "role")}),
+    )
+    add_fieldsets = (
+        (None, {"fields": ("username", "usable_password", "password1", "password2", "role")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description=_("Role"))
+    def role(self, obj):
+        names = {group.name for group in obj.groups.all()}
+        for role in (Role.CLINIC_ADMIN, Role.CLINICIAN, Role.INTAKE_STAFF):
+            if role.value in names:
+                return role.label
+        return "–"
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return self.add_fieldsets
+        if request.user.is_superuser:
+            return (*super().get_fieldsets(request, obj), (_("Role"), {"fields": ("role",)}))
+        return self.staff_fieldsets
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        user = form.instance
+        before = form.initial.get("role", "") if change else ""
+        role = form.apply_role(user)
+        audit.record(
+            action="intake.user.changed" if change else "intake.user.created",
+            obj=user,
+            request=request,
+            detail={
+                "role": role,
+                "previous_role": before,
+                "fields": [name for name in form.changed_data if "password" not in name],
+            },
+        )

@@ -1,0 +1,170 @@
+"""Forms of the review panel: sign a review, add an addendum, unlock, edit thresholds, users."""
+
+from django import forms
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.models import Group
+from django.utils.translation import gettext_lazy as _
+
+from intake import thresholds
+from intake.models import Determination, Role
+from intake.roles import ADMIN_ROLES, user_role
+
+SIGNATURE_HELP = _("Re-enter your own password. It signs the entry with your name and the time.")
+
+
+def signature_field():
+    """Return the password field that signs an entry (never re-displayed)."""
+    return forms.CharField(
+        label=_("Your password (signature)"),
+        help_text=SIGNATURE_HELP,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+class RecordReviewForm(forms.Form):
+    """Acknowledge each review flag, record the clinician's determination and note, sign."""
+
+    determination = forms.ModelChoiceField(
+        label=_("Your determination"),
+        help_text=_("Your own decision, recorded as you choose it. The app suggests none."),
+        queryset=Determination.objects.none(),
+        widget=forms.RadioSelect,
+        empty_label=None,
+        error_messages={"required": _("Choose your determination.")},
+    )
+    note = forms.CharField(
+        label=_("Review note"),
+        help_text=_("What you considered, including your plan for each flag."),
+        widget=forms.Textarea(attrs={"rows": 5}),
+        error_messages={"required": _("Write a review note.")},
+    )
+
+    def __init__(self, *args, flags=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["determination"].queryset = Determination.objects.filter(active=True)
+        self.flags = list(flags)
+        self.ack_fields = []
+        for flag in self.flags:
+            name = f"ack_{flag.rule_id}"
+            self.fields[name] = forms.BooleanField(
+                label=_("I have read %(rule)s and considered it.") % {"rule": flag.rule_id},
+                required=True,
+                error_messages={"required": _("Acknowledge this flag.")},
+            )
+            self.ack_fields.append((flag, name))
+        self.fields["password"] = signature_field()
+        self.order_fields([name for _flag, name in self.ack_fields])
+
+    def acknowledgement_rows(self):
+        """Return (flag, bound field) pairs in flag order, for the template."""
+        return [(flag, self[name]) for flag, name in self.ack_fields]
+
+    def acknowledged_rule_ids(self):
+        """Return the rule ids the clinician ticked."""
+        return [flag.rule_id for flag, name in self.ack_fields if self.cleaned_data.get(name)]
+
+
+class AddendumForm(forms.Form):
+    """Append a signed addendum."""
+
+    text = forms.CharField(
+        label=_("Addendum"),
+        help_text=_("Appended under the signed review; nothing earlier is changed."),
+        widget=forms.Textarea(attrs={"rows": 5}),
+        error_messages={"required": _("Write the addendum text.")},
+    )
+    password = signature_field()
+
+
+class UnlockForm(forms.Form):
+    """Give the mandatory reason for voiding a signed review."""
+
+    reason = forms.CharField(
+        label=_("Reason for unlocking"),
+        help_text=_("Kept with the voided review in the screening's history."),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": _("Give the reason for unlocking.")},
+    )
+
+
+class ThresholdsForm(forms.Form):
+    """One field per named threshold of INSTRUMENT.md section 5, plus the reason."""
+
+    def __init__(self, *args, current=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        current = current or thresholds.DEFAULTS
+        for name, (default, unit, used_by) in thresholds.SPEC.items():
+            self.fields[name] = forms.DecimalField(
+                label=name,
+                help_text=_("%(unit)s · used by %(used)s · default %(default)s")
+                % {"unit": unit, "used": used_by, "default": default},
+                initial=current[name],
+                min_value=0,
+                max_digits=8,
+                decimal_places=2,
+                widget=forms.NumberInput(attrs={"step": "any"}),
+            )
+        self.fields["note"] = forms.CharField(
+            label=_("Reason for the change"),
+            widget=forms.Textarea(attrs={"rows": 2}),
+            error_messages={"required": _("Give the reason for the change.")},
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        values = {name: cleaned[name] for name in thresholds.SPEC if cleaned.get(name) is not None}
+        if len(values) == len(thresholds.SPEC):
+            for name, message in thresholds.consistency_errors(values).items():
+                self.add_error(name, message)
+        return cleaned
+
+    def threshold_values(self):
+        """Return the submitted values as numbers."""
+        return {name: thresholds.to_number(self.cleaned_data[name]) for name in thresholds.SPEC}
+
+
+ROLE_CHOICES = [("", _("No role (cannot sign in to anything)")), *Role.choices]
+
+
+def role_field():
+    """Return the role select that maps to the role groups and admin-site access."""
+    return forms.ChoiceField(
+        label=_("Role"),
+        choices=ROLE_CHOICES,
+        required=False,
+        help_text=_(
+            "Intake staff screen patients; clinicians review; clinic admins also "
+            "manage users, thresholds and exports."
+        ),
+    )
+
+
+class RoleFieldMixin:
+    """Apply the chosen role: its group, and admin-site access for clinical roles."""
+
+    def apply_role(self, user):
+        """Set ``user``'s role groups and admin access from the chosen role (user is saved)."""
+        role = self.cleaned_data.get("role") or ""
+        user.groups.remove(*Group.objects.filter(name__in=Role.values))
+        if role:
+            user.groups.add(Group.objects.get(name=role))
+        is_staff = role in ADMIN_ROLES
+        if user.is_staff != is_staff and not user.is_superuser:
+            user.is_staff = is_staff
+            user.save(update_fields=["is_staff"])
+        return role
+
+
+class UserRoleChangeForm(RoleFieldMixin, UserChangeForm):
+    role = role_field()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            role = user_role(self.instance)
+            self.fields["role"].initial = role.value if role else ""
+
+
+class UserRoleCreationForm(RoleFieldMixin, AdminUserCreationForm):
+    role = role_field()

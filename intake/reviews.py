@@ -1,0 +1,374 @@
+"""Review services: claim, sign, amend, unlock, thresholds and export.
+
+Each service is a plain function with keyword-only arguments, runs in one
+transaction, writes exactly one audit row, and raises ``IntakeError`` for
+anything the admin shows as a message. The screening row is locked with
+``select_for_update`` so two clinicians acting at once are serialised: the
+second one sees what the first one did.
+"""
+
+import csv
+import io
+
+from django.contrib.auth.hashers import check_password
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from intake import audit, thresholds
+from intake.models import Addendum, Determination, Review, Screening, ThresholdSet
+from intake.services import IntakeError, current_thresholds
+
+EXPORT_COLUMNS = (
+    "screening_id",
+    "submitted_at",
+    "submitted_by",
+    "status",
+    "flags",
+    "determination",
+    "reviewer",
+    "signed_at",
+)
+
+
+def display_name(user):
+    """Return how a staff member is named on screens: full name, else username."""
+    if user is None:
+        return ""
+    return user.get_full_name() or user.get_username()
+
+
+def flags_to_acknowledge(screening):
+    """Return the flags a signer must acknowledge one by one: every review and urgent flag."""
+    return [flag for flag in screening.flags.all() if flag.urgent or flag.severity == "review"]
+
+
+def current_review(screening):
+    """Return the screening's signed review that is not void, or None."""
+    return screening.reviews.filter(voided_at__isnull=True).select_related("clinician").last()
+
+
+def _require(user, *perms):
+    if not user.has_perms(perms):
+        raise IntakeError(_("You do not have permission to do this."))
+
+
+def _check_signature(user, password):
+    if not password or not check_password(password, user.password):
+        raise IntakeError(_("The password is not correct; nothing was signed."))
+
+
+def _locked_screening(screening_id):
+    screening = (
+        Screening.objects.select_for_update()
+        .select_related("claimed_by")
+        .filter(pk=screening_id)
+        .first()
+    )
+    if screening is None:
+        raise IntakeError(_("This screening does not exist."))
+    return screening
+
+
+def signed_message(screening):
+    """Return "already signed by NAME at TIME" for a locked screening."""
+    review = current_review(screening)
+    if review is None:
+        return _("This screening is already signed.")
+    return _("This screening was already signed by %(name)s at %(time)s.") % {
+        "name": display_name(review.clinician),
+        "time": timezone.localtime(review.signed_at).strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def _already_signed_error(screening):
+    return IntakeError(signed_message(screening) + " " + _("Your entry was not saved."))
+
+
+def _set_workflow(screening, **fields):
+    for name, value in fields.items():
+        setattr(screening, name, value)
+    screening.updated_at = timezone.now()
+    screening.save(update_fields=[*fields, "updated_at"])
+
+
+# ---------------------------------------------------------------------------
+# Claim
+
+
+@transaction.atomic
+def claim_screening(*, screening_id: int, user, take_over: bool = False, request=None) -> Screening:
+    """Mark a screening as in review by ``user`` so other clinicians see who has it."""
+    _require(user, "intake.review_screening")
+    screening = _locked_screening(screening_id)
+    if screening.is_locked:
+        raise _already_signed_error(screening)
+    previous = screening.claimed_by
+    if screening.status == Screening.Status.IN_REVIEW and previous is not None:
+        if previous.pk == user.pk:
+            raise IntakeError(_("You are already reviewing this screening."))
+        if not take_over:
+            raise IntakeError(
+                _("This screening is in review by %(name)s.") % {"name": display_name(previous)}
+            )
+    _set_workflow(
+        screening, status=Screening.Status.IN_REVIEW, claimed_by=user, claimed_at=timezone.now()
+    )
+    audit.record(
+        action="intake.screening.claimed",
+        actor=user,
+        obj=screening,
+        request=request,
+        detail={"taken_over_from": previous.pk} if previous is not None else {},
+    )
+    return screening
+
+
+@transaction.atomic
+def release_claim(*, screening_id: int, user, request=None) -> Screening:
+    """Put a claimed screening back in the queue (by its reviewer or a clinic admin)."""
+    _require(user, "intake.review_screening")
+    screening = _locked_screening(screening_id)
+    if screening.status != Screening.Status.IN_REVIEW:
+        raise IntakeError(_("This screening is not in review."))
+    if screening.claimed_by_id != user.pk and not user.has_perm("intake.unlock_screening"):
+        raise IntakeError(_("Only the reviewer or a clinic admin can release this screening."))
+    _set_workflow(screening, status=Screening.Status.SUBMITTED, claimed_by=None, claimed_at=None)
+    audit.record(action="intake.screening.released", actor=user, obj=screening, request=request)
+    return screening
+
+
+# ---------------------------------------------------------------------------
+# Sign, amend, unlock
+
+
+@transaction.atomic
+def record_review(
+    *,
+    screening_id: int,
+    user,
+    determination_id: int,
+    note: str,
+    acknowledged_rule_ids,
+    password: str,
+    request=None,
+) -> Review:
+    """Sign the clinician's review of a screening and lock it.
+
+    The determination is the clinician's own decision, chosen from the list the
+    clinic configures; it is recorded as given. Every review and urgent flag
+    must be acknowledged individually. A second signer gets an error naming the
+    first one, and nothing of theirs is stored.
+    """
+    _require(user, "intake.review_screening", "intake.add_review")
+    _check_signature(user, password)
+    screening = _locked_screening(screening_id)
+    if screening.is_locked:
+        raise _already_signed_error(screening)
+    if screening.status == Screening.Status.IN_REVIEW and screening.claimed_by_id not in (
+        None,
+        user.pk,
+    ):
+        raise IntakeError(
+            _("This screening is in review by %(name)s. Take it over before signing.")
+            % {"name": display_name(screening.claimed_by)}
+        )
+    required = {flag.rule_id for flag in flags_to_acknowledge(screening)}
+    acknowledged = set(acknowledged_rule_ids)
+    if not required <= acknowledged:
+        raise IntakeError(
+            _("Acknowledge each review flag before signing: %(ids)s.")
+            % {"ids": ", ".join(sorted(required - acknowledged))}
+        )
+    determination = Determination.objects.filter(pk=determination_id, active=True).first()
+    if determination is None:
+        raise IntakeError(_("Choose a determination from the list."))
+    note = (note or "").strip()
+    if not note:
+        raise IntakeError(_("Write a review note before signing."))
+
+    review = Review(
+        screening=screening,
+        clinician=user,
+        determination=determination.label,
+        note=note,
+        acknowledged_rule_ids=sorted(required & acknowledged),
+        signed_at=timezone.now(),
+    )
+    review.full_clean()
+    review.save()
+    _set_workflow(
+        screening,
+        status=Screening.Status.REVIEWED,
+        claimed_by=user,
+        claimed_at=screening.claimed_at or review.signed_at,
+    )
+    audit.record(
+        action="intake.review.signed",
+        actor=user,
+        obj=screening,
+        request=request,
+        detail={
+            "review": review.pk,
+            "determination": determination.pk,
+            "acknowledged": review.acknowledged_rule_ids,
+        },
+    )
+    return review
+
+
+@transaction.atomic
+def add_addendum(*, screening_id: int, user, text: str, password: str, request=None) -> Addendum:
+    """Append a signed addendum to a reviewed screening; nothing earlier changes."""
+    _require(user, "intake.review_screening", "intake.add_addendum")
+    _check_signature(user, password)
+    screening = _locked_screening(screening_id)
+    if not screening.is_locked:
+        raise IntakeError(_("Addenda are added after a review is signed."))
+    text = (text or "").strip()
+    if not text:
+        raise IntakeError(_("Write the addendum text."))
+    addendum = Addendum(screening=screening, author=user, text=text, signed_at=timezone.now())
+    addendum.full_clean()
+    addendum.save()
+    _set_workflow(screening, status=Screening.Status.AMENDED)
+    audit.record(
+        action="intake.addendum.signed",
+        actor=user,
+        obj=screening,
+        request=request,
+        detail={"addendum": addendum.pk},
+    )
+    return addendum
+
+
+@transaction.atomic
+def unlock_screening(*, screening_id: int, user, reason: str, request=None) -> Screening:
+    """Void the signed review of a screening so it can be reviewed again (clinic admin)."""
+    _require(user, "intake.unlock_screening")
+    reason = (reason or "").strip()
+    if not reason:
+        raise IntakeError(_("Give the reason for unlocking."))
+    screening = _locked_screening(screening_id)
+    if not screening.is_locked:
+        raise IntakeError(_("This screening is not signed, so there is nothing to unlock."))
+    now = timezone.now()
+    voided = list(screening.reviews.filter(voided_at__isnull=True).values_list("pk", flat=True))
+    for review in Review.objects.filter(pk__in=voided):
+        review.voided_at = now
+        review.voided_by = user
+        review.void_reason = reason
+        review.save(update_fields=["voided_at", "voided_by", "void_reason"])
+    if screening.claimed_by_id is not None:
+        _set_workflow(screening, status=Screening.Status.IN_REVIEW)
+    else:
+        _set_workflow(screening, status=Screening.Status.SUBMITTED)
+    audit.record(
+        action="intake.screening.unlocked",
+        actor=user,
+        obj=screening,
+        request=request,
+        detail={"voided_reviews": voided},
+    )
+    return screening
+
+
+# ---------------------------------------------------------------------------
+# Thresholds
+
+
+@transaction.atomic
+def save_thresholds(*, values: dict, user, note: str = "", request=None) -> ThresholdSet:
+    """Store a new version of the thresholds; earlier versions and screenings never change."""
+    _require(user, "intake.add_thresholdset")
+    unknown = set(values) - set(thresholds.SPEC)
+    if unknown:
+        raise IntakeError(_("Unknown threshold(s): %(names)s.") % {"names": ", ".join(unknown)})
+    # Lock the newest version so two editors cannot both create the same version number.
+    latest = ThresholdSet.objects.select_for_update().order_by("-version").first()
+    version, old = current_thresholds()
+    new = thresholds.with_defaults({name: thresholds.to_number(v) for name, v in values.items()})
+    errors = thresholds.consistency_errors(new)
+    if errors:
+        raise IntakeError(" ".join(errors[name] for name in sorted(errors)))
+    changes = {
+        name: [
+            thresholds.encode({name: old[name]})[name],
+            thresholds.encode({name: new[name]})[name],
+        ]
+        for name in thresholds.SPEC
+        if thresholds.to_number(old[name]) != thresholds.to_number(new[name])
+    }
+    if not changes:
+        raise IntakeError(_("No threshold was changed."))
+    threshold_set = ThresholdSet(
+        version=(latest.version if latest else version) + 1,
+        values=thresholds.encode(new),
+        created_by=user,
+        created_at=timezone.now(),
+        note=(note or "").strip(),
+    )
+    threshold_set.full_clean()
+    threshold_set.save()
+    audit.record(
+        action="intake.thresholds.changed",
+        actor=user,
+        obj=threshold_set,
+        request=request,
+        detail={"version": threshold_set.version, "from_version": version, "changes": changes},
+    )
+    return threshold_set
+
+
+# ---------------------------------------------------------------------------
+# Export
+
+
+def _flag_summary(screening):
+    return " ".join(
+        f"{flag.rule_id}:{flag.severity}{'+urgent' if flag.urgent else ''}"
+        for flag in screening.flags.all()
+    )
+
+
+@transaction.atomic
+def export_screenings_csv(*, screening_ids, user, request=None) -> str:
+    """Return CSV of the given screenings: ids, dates, staff, flags, determination; no answers.
+
+    Staff appear as usernames; patients appear only as the screening id.
+    """
+    _require(user, "intake.export_screening")
+    screenings = list(
+        Screening.objects.filter(pk__in=list(screening_ids))
+        .select_related("submitted_by")
+        .prefetch_related("flags", "reviews__clinician")
+        .order_by("pk")
+    )
+    if not screenings:
+        raise IntakeError(_("Select at least one screening to export."))
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(EXPORT_COLUMNS)
+    for screening in screenings:
+        signed = [review for review in screening.reviews.all() if review.voided_at is None]
+        review = signed[-1] if signed else None
+        writer.writerow(
+            [
+                screening.pk,
+                screening.submitted_at.isoformat(),
+                screening.submitted_by.get_username(),
+                screening.status,
+                _flag_summary(screening),
+                review.determination if review else "",
+                review.clinician.get_username() if review else "",
+                review.signed_at.isoformat() if review else "",
+            ]
+        )
+    ids = [screening.pk for screening in screenings]
+    audit.record(
+        action="intake.screening.exported",
+        actor=user,
+        request=request,
+        detail={"count": len(ids), "ids": ids},
+    )
+    return out.getvalue()
