@@ -1,10 +1,24 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from intake import security
 
 urlpatterns = [
-    path("accounts/", include("django.contrib.auth.urls")),
+    # No self-service password reset: it would be a public form that sends mail;
+    # a clinic admin resets passwords (admin or the create_user command).
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "accounts/password_change/",
+        auth_views.PasswordChangeView.as_view(),
+        name="password_change",
+    ),
+    path(
+        "accounts/password_change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
     path("admin/", admin.site.urls),
     path("session/keepalive/", security.keepalive, name="session_keepalive"),
     path("", include("intake.app_urls")),

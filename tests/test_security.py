@@ -1,0 +1,470 @@
+import datetime as dt
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from axes.models import AccessAttempt
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.sessions.models import Session
+from django.test import Client, override_settings
+from django.urls import URLPattern, URLResolver, get_resolver, path, reverse
+from django.utils import timezone
+
+from intake.models import AuditEvent
+from tests.conftest import PASSWORD
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCKOUT_TEXT = "Too many failed sign-in attempts. Try again in 15 minutes or ask a clinic admin."
+EXPECTED_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "frame-ancestors": ["'none'"],
+    "form-action": ["'self'"],
+    "base-uri": ["'none'"],
+    "object-src": ["'none'"],
+}
+
+
+def parse_csp(header):
+    directives = {}
+    for part in header.split(";"):
+        words = part.split()
+        if words:
+            directives[words[0]] = words[1:]
+    return directives
+
+
+def sign_in(client, username, password, ip="10.0.0.1", url=None):
+    return client.post(
+        url or reverse("login"),
+        {"username": username, "password": password},
+        REMOTE_ADDR=ip,
+    )
+
+
+def run_python(code, **env):
+    """Run ``code`` in a fresh interpreter with only ``env`` (plus PATH) in its environment."""
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
+    if "DATABASE_URL" in os.environ:
+        environment.setdefault("DATABASE_URL", os.environ["DATABASE_URL"])
+    return subprocess.run(
+        [sys.executable, *code],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+PRODUCTION_ENV = {
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "DJANGO_ALLOWED_HOSTS": "intake.example.org",
+}
+
+
+# ---------------------------------------------------------------------------
+# Headers and production settings
+
+
+@pytest.mark.django_db
+def test_signed_in_page_sends_strict_csp_and_security_headers(client, staff_user):
+    client.force_login(staff_user)
+    response = client.get(reverse("intake:home"))
+
+    assert response.status_code == 200
+    csp = response.headers["Content-Security-Policy"]
+    assert parse_csp(csp) == EXPECTED_CSP
+    assert "unsafe" not in csp
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+@pytest.mark.django_db
+def test_login_page_sends_the_same_headers(client):
+    response = client.get(reverse("login"))
+    assert parse_csp(response.headers["Content-Security-Policy"]) == EXPECTED_CSP
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.django_db
+def test_hsts_is_sent_over_https(client):
+    response = client.get(reverse("login"), secure=True)
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+
+
+def test_production_settings_are_secure_by_default():
+    code = (
+        "import json, intake.settings as s; print(json.dumps({k: getattr(s, k, None) for k in ["
+        "'DEBUG', 'SECURE_SSL_REDIRECT', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE',"
+        "'SESSION_COOKIE_HTTPONLY', 'CSRF_COOKIE_HTTPONLY', 'SECURE_HSTS_SECONDS',"
+        "'SECURE_HSTS_INCLUDE_SUBDOMAINS', 'SECURE_PROXY_SSL_HEADER', 'X_FRAME_OPTIONS',"
+        "'SESSION_COOKIE_AGE', 'AXES_FAILURE_LIMIT']}"
+        " | {'storage': s.STORAGES['staticfiles']['BACKEND'],"
+        " 'cooloff': s.AXES_COOLOFF_TIME.total_seconds()}))"
+    )
+    result = run_python(["-c", code], **PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    assert values == {
+        "DEBUG": False,
+        "SECURE_SSL_REDIRECT": True,
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "CSRF_COOKIE_HTTPONLY": True,
+        "SECURE_HSTS_SECONDS": 31536000,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SECURE_PROXY_SSL_HEADER": None,
+        "X_FRAME_OPTIONS": "DENY",
+        "SESSION_COOKIE_AGE": 900,
+        "AXES_FAILURE_LIMIT": 5,
+        "storage": "whitenoise.storage.CompressedManifestStaticFilesStorage",
+        "cooloff": 900.0,
+    }
+
+
+def test_timeouts_and_lockout_limits_come_from_the_environment():
+    code = (
+        "import json, intake.settings as s; print(json.dumps([s.SESSION_COOKIE_AGE,"
+        " s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds(), s.SECURE_SSL_REDIRECT,"
+        " s.SECURE_PROXY_SSL_HEADER]))"
+    )
+    result = run_python(
+        ["-c", code],
+        **PRODUCTION_ENV,
+        IDLE_TIMEOUT_MINUTES="5",
+        AXES_FAILURE_LIMIT="3",
+        AXES_COOLOFF_MINUTES="30",
+        DJANGO_SECURE_SSL_REDIRECT="0",
+        DJANGO_SECURE_PROXY_SSL_HEADER="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [300, 3, 1800.0, False, ["HTTP_X_FORWARDED_PROTO", "https"]]
+
+
+def test_deploy_checks_pass_with_production_environment():
+    result = run_python(
+        ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **PRODUCTION_ENV
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------
+# Sign-in lockout and sign-in audit
+
+
+def lock_out(client, username="staff", ip="10.0.0.1", url=None):
+    responses = [sign_in(client, username, "wrong-password", ip=ip, url=url) for _ in range(5)]
+    return responses
+
+
+@pytest.mark.django_db
+def test_five_failed_sign_ins_lock_the_username_from_that_address(client, staff_user):
+    responses = lock_out(client)
+
+    for response in responses[:4]:
+        assert response.status_code == 200
+        assert "Too many failed" not in response.content.decode()
+    assert responses[4].status_code == 429
+    assert LOCKOUT_TEXT in responses[4].content.decode()
+
+    right_password = sign_in(client, "staff", PASSWORD)
+    assert right_password.status_code == 429
+    assert LOCKOUT_TEXT in right_password.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_lockouts_and_failures_are_audited_without_passwords(client, staff_user):
+    lock_out(client)
+    sign_in(client, "staff", PASSWORD)
+
+    failed = AuditEvent.objects.filter(action="intake.auth.login_failed")
+    locked = AuditEvent.objects.filter(action="intake.auth.locked_out")
+    assert failed.count() == 6
+    assert locked.count() == 2
+    assert {event.detail["username"] for event in failed} == {"staff"}
+    for event in locked:
+        assert event.detail == {"username": "staff"}
+        assert event.ip == "10.0.0.1"
+    everything = json.dumps(list(AuditEvent.objects.values("detail")))
+    assert "wrong-password" not in everything
+    assert PASSWORD not in everything
+    assert not AuditEvent.objects.filter(action="intake.auth.login").exists()
+
+
+@pytest.mark.django_db
+def test_lockout_is_per_username_and_address(client, staff_user, clinician):
+    lock_out(client, "staff", ip="10.0.0.1")
+
+    other_address = Client()
+    assert sign_in(other_address, "staff", PASSWORD, ip="10.0.0.2").status_code == 302
+    other_user = Client()
+    assert sign_in(other_user, "clinician", PASSWORD, ip="10.0.0.1").status_code == 302
+
+
+@pytest.mark.django_db
+def test_sign_in_works_again_after_the_cool_off(client, staff_user):
+    lock_out(client)
+    assert sign_in(client, "staff", PASSWORD).status_code == 429
+
+    AccessAttempt.objects.update(attempt_time=timezone.now() - dt.timedelta(minutes=16))
+
+    response = sign_in(client, "staff", PASSWORD)
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(staff_user.pk)
+
+
+@pytest.mark.django_db
+def test_lockout_message_follows_the_configured_limit_and_cool_off(client, staff_user):
+    with override_settings(AXES_FAILURE_LIMIT=2, AXES_COOLOFF_TIME=dt.timedelta(minutes=1)):
+        sign_in(client, "staff", "wrong-password")
+        response = sign_in(client, "staff", "wrong-password")
+    assert response.status_code == 429
+    assert "Try again in 1 minute or ask a clinic admin." in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_admin_sign_in_is_locked_out_too(client, clinician):
+    url = reverse("admin:login")
+    lock_out(client, "clinician", url=url)
+    response = sign_in(client, "clinician", PASSWORD, url=url)
+    assert response.status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_sign_in_and_sign_out_are_audited(client, staff_user):
+    response = sign_in(client, "staff", PASSWORD)
+    assert response.status_code == 302
+
+    login = AuditEvent.objects.get(action="intake.auth.login")
+    assert login.actor == staff_user
+    assert login.ip == "10.0.0.1"
+
+    client.post(reverse("logout"))
+    logout = AuditEvent.objects.get(action="intake.auth.logout")
+    assert logout.actor == staff_user
+
+
+@pytest.mark.django_db
+def test_test_client_login_still_works_with_the_lockout_backend(client, staff_user):
+    assert client.login(username="staff", password=PASSWORD)
+    assert not client.login(username="staff", password="wrong-password")
+
+
+# ---------------------------------------------------------------------------
+# Idle timeout
+
+
+@pytest.mark.django_db
+def test_sessions_slide_for_fifteen_idle_minutes_and_end_with_the_browser(settings):
+    assert settings.SESSION_COOKIE_AGE == 15 * 60
+    assert settings.SESSION_SAVE_EVERY_REQUEST is True
+    assert settings.SESSION_EXPIRE_AT_BROWSER_CLOSE is True
+
+
+@pytest.mark.django_db
+def test_session_cookie_is_a_browser_session_cookie(client, staff_user):
+    response = sign_in(client, "staff", PASSWORD)
+    cookie = response.cookies["sessionid"]
+    assert not cookie["max-age"]
+    assert not cookie["expires"]
+    assert cookie["httponly"]
+
+
+def session_row(client):
+    return Session.objects.get(session_key=client.session.session_key)
+
+
+@pytest.mark.django_db
+def test_keepalive_extends_the_session(client, staff_user):
+    client.force_login(staff_user)
+    Session.objects.filter(session_key=client.session.session_key).update(
+        expire_date=timezone.now() + dt.timedelta(seconds=30)
+    )
+
+    response = client.post(reverse("session_keepalive"))
+
+    assert response.status_code == 204
+    assert response.content == b""
+    remaining = session_row(client).expire_date - timezone.now()
+    assert dt.timedelta(minutes=14) < remaining <= dt.timedelta(minutes=15)
+
+
+@pytest.mark.django_db
+def test_keepalive_is_post_only(client, staff_user):
+    client.force_login(staff_user)
+    assert client.get(reverse("session_keepalive")).status_code == 405
+
+
+@pytest.mark.django_db
+def test_keepalive_needs_a_live_session(client, staff_user):
+    response = client.post(reverse("session_keepalive"))
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+    client.force_login(staff_user)
+    Session.objects.filter(session_key=client.session.session_key).update(
+        expire_date=timezone.now() - dt.timedelta(seconds=1)
+    )
+    response = client.post(reverse("session_keepalive"))
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+def test_keepalive_needs_the_csrf_token(staff_user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_user)
+    assert client.post(reverse("session_keepalive")).status_code == 403
+
+    page = client.get(reverse("intake:home")).content.decode()
+    token = page.split('<meta name="csrf-token" content="', 1)[1].split('"', 1)[0]
+    response = client.post(reverse("session_keepalive"), headers={"X-CSRFToken": token})
+    assert response.status_code == 204
+
+
+@pytest.mark.django_db
+def test_signed_in_pages_configure_the_idle_warning(client, staff_user):
+    client.force_login(staff_user)
+    page = client.get(reverse("intake:home")).content.decode()
+
+    assert 'data-idle-timeout="900"' in page
+    assert 'data-idle-warning="120"' in page
+    assert f'data-keepalive-url="{reverse("session_keepalive")}"' in page
+    assert f'data-login-url="{reverse("login")}"' in page
+    assert '<meta name="csrf-token" content="' in page
+    assert "intake/idle.js" in page
+    assert 'role="alertdialog"' in page
+    assert "Stay signed in" in page
+
+
+@pytest.mark.django_db
+def test_sign_in_page_has_no_idle_timer(client):
+    page = client.get(reverse("login")).content.decode()
+    assert "intake/idle.js" not in page
+    assert "data-idle-timeout" not in page
+    assert "csrf-token" not in page
+
+
+@pytest.mark.django_db
+def test_sign_out_returns_to_the_page_given_in_next(client, staff_user):
+    client.force_login(staff_user)
+    target = reverse("login") + "?next=/some/draft/step/"
+    response = client.post(reverse("logout"), {"next": target})
+    assert response.status_code == 302
+    assert response.url == target
+    assert "_auth_user_id" not in client.session
+
+
+# ---------------------------------------------------------------------------
+# Every page needs sign-in
+
+PUBLIC = {"login"}
+
+
+def walk(patterns, prefix="", namespace=""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from walk(pattern.url_patterns, prefix + str(pattern.pattern), inner)
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern), pattern, namespace
+
+
+def anonymous_urls():
+    urls = []
+    for route, pattern, namespace in walk(get_resolver().url_patterns):
+        if route.startswith(("admin/", "static/", "^static")):
+            continue
+        if pattern.pattern.regex.groups or "<" in route:
+            continue  # needs arguments
+        if pattern.name in PUBLIC:
+            continue
+        name = f"{namespace}{pattern.name}" if pattern.name else None
+        urls.append(reverse(name) if name else "/" + route)
+    return urls
+
+
+def test_url_walk_finds_the_app_pages():
+    urls = anonymous_urls()
+    assert reverse("intake:home") in urls
+    assert reverse("session_keepalive") in urls
+    assert reverse("logout") in urls
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", anonymous_urls())
+def test_every_page_except_sign_in_requires_sign_in(client, url):
+    for response in (client.get(url), client.post(url)):
+        assert response.status_code == 302, url
+        assert response.url.startswith(reverse("login") + "?next="), url
+
+
+@pytest.mark.django_db
+def test_sign_in_page_is_public(client):
+    assert client.get(reverse("login")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_password_reset_by_email_is_not_offered(client):
+    assert client.get("/accounts/password_reset/").status_code == 404
+
+
+# ---------------------------------------------------------------------------
+# Error pages
+
+
+@login_not_required
+def boom(request):
+    raise RuntimeError("secret detail MRN-1001 that must not leak")
+
+
+urlpatterns = [path("boom/", boom)]
+
+
+@pytest.mark.django_db
+@override_settings(ROOT_URLCONF=__name__)
+def test_server_error_page_shows_no_detail(caplog):
+    client = Client(raise_request_exception=False)
+    with caplog.at_level("CRITICAL", logger="django.request"):
+        response = client.get("/boom/")
+    assert response.status_code == 500
+    page = response.content.decode()
+    assert "Something went wrong" in page
+    assert "MRN-1001" not in page
+    assert "Traceback" not in page
+    assert "RuntimeError" not in page
+
+
+@pytest.mark.django_db
+def test_not_found_page_is_plain(client, staff_user):
+    client.force_login(staff_user)
+    response = client.get("/no/such/page/MRN-1001/")
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert "Page not found" in page
+    assert "MRN-1001" not in page
+
+
+@pytest.mark.django_db
+def test_csrf_failure_explains_itself(staff_user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_user)
+    response = client.post(reverse("logout"))
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "Form not accepted" in page
+    assert "was not accepted" in page
+    assert "CSRF" not in page
