@@ -225,12 +225,16 @@ def derive(answers, *, now, thresholds=None):
 
 
 class _Context:
-    __slots__ = ("answers", "values", "t", "now", "today", "rows", "memo")
+    __slots__ = ("answers", "values", "t", "now", "today", "rows", "by_class", "memo")
 
     def __init__(self, answers, derived, rows, t, now, today):
         self.answers = answers
         self.values = {**answers, **derived}
         self.rows = rows
+        self.by_class = {}
+        for index, (_name, classes) in enumerate(rows):
+            for key in classes:
+                self.by_class.setdefault(key, []).append(index)
         self.t = t
         self.now = now
         self.today = today
@@ -456,12 +460,12 @@ def med_class(*keys):
     """``class(k)`` for any of ``keys``; the evidence is each matching row."""
 
     def condition(c):
-        rows = [
-            {"medication": name, "classes": list(classes)}
-            for name, classes in c.rows
-            if any(key in classes for key in keys)
+        matched = {i for key in keys for i in c.by_class.get(key, ())}
+        if not matched:
+            return None
+        return [
+            {"medication": c.rows[i][0], "classes": list(c.rows[i][1])} for i in sorted(matched)
         ]
-        return rows or None
 
     return condition
 
@@ -1201,8 +1205,11 @@ def _tidy(message):
     return message.replace("?.", "?")
 
 
+_PLAIN = frozenset({type(None), bool, int, float, str})
+
+
 def _jsonable(value):
-    if value is None or isinstance(value, bool | int | float | str):
+    if type(value) in _PLAIN:
         return value
     if isinstance(value, Decimal):
         return str(value)
@@ -1216,10 +1223,12 @@ def _jsonable(value):
 
 
 def _unique(evidence):
+    if len(evidence) < 2:
+        return evidence
     seen = set()
     result = []
     for item in evidence:
-        key = repr(sorted(item.items()))
+        key = repr(item)
         if key not in seen:
             seen.add(key)
             result.append(item)
@@ -1248,6 +1257,8 @@ def evaluate(answers, *, now, thresholds=None):
             urgent=r.urgent,
             message=_tidy(r._template.format_map(_Fields(r, context, evidence))),
             basis=r.basis,
-            evidence=tuple(_jsonable(item) for item in evidence),
+            evidence=tuple(
+                {key: _jsonable(value) for key, value in item.items()} for item in evidence
+            ),
         ))
     return flags
