@@ -60,7 +60,7 @@ def _check_signature(user, password):
 
 def _locked_screening(screening_id):
     screening = (
-        Screening.objects.select_for_update()
+        Screening.objects.select_for_update(of=("self",))
         .select_related("claimed_by")
         .filter(pk=screening_id)
         .first()
@@ -195,7 +195,8 @@ def record_review(
         acknowledged_rule_ids=sorted(required & acknowledged),
         signed_at=timezone.now(),
     )
-    review.full_clean()
+    # An empty acknowledgement list is valid (no review flags), so skip its blank check.
+    review.full_clean(exclude=["acknowledged_rule_ids"])
     review.save()
     _set_workflow(
         screening,
@@ -292,10 +293,7 @@ def save_thresholds(*, values: dict, user, note: str = "", request=None) -> Thre
     if errors:
         raise IntakeError(" ".join(errors[name] for name in sorted(errors)))
     changes = {
-        name: [
-            thresholds.encode({name: old[name]})[name],
-            thresholds.encode({name: new[name]})[name],
-        ]
+        name: [str(old[name]), str(new[name])]
         for name in thresholds.SPEC
         if thresholds.to_number(old[name]) != thresholds.to_number(new[name])
     }

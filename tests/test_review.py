@@ -1,0 +1,331 @@
+"""Review services: claim, sign and lock, addenda, unlock, thresholds versions, export."""
+
+import csv
+import io
+import threading
+
+import pytest
+from django.db import close_old_connections, connection
+
+from intake import reviews, services, thresholds
+from intake.models import AuditEvent, Determination, Review, Screening, ThresholdSet
+from intake.services import IntakeError
+from tests.conftest import PASSWORD
+from tests.review_data import flagged_screening
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def screening(staff_user):
+    return flagged_screening(staff_user, ["SUI-01", "BP-02", "BP-01", "AGE-02"])
+
+
+@pytest.fixture
+def determination():
+    return Determination.objects.get(label="More information needed")
+
+
+def sign(screening, user, determination, **overrides):
+    kwargs = {
+        "screening_id": screening.pk,
+        "user": user,
+        "determination_id": determination.pk,
+        "note": "Discussed with patient; plan documented.",
+        "acknowledged_rule_ids": ["SUI-01", "BP-02"],
+        "password": PASSWORD,
+        **overrides,
+    }
+    return reviews.record_review(**kwargs)
+
+
+def actions():
+    return list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
+
+
+# -- claim -------------------------------------------------------------------
+
+
+def test_claiming_puts_the_screening_in_review_by_the_clinician(screening, clinician):
+    reviews.claim_screening(screening_id=screening.pk, user=clinician)
+    screening.refresh_from_db()
+    assert screening.status == Screening.Status.IN_REVIEW
+    assert screening.claimed_by == clinician
+    assert actions() == ["intake.screening.claimed"]
+
+
+def test_a_claimed_screening_is_taken_over_only_on_purpose(screening, clinician, make_user):
+    other = make_user("other", "clinician")
+    reviews.claim_screening(screening_id=screening.pk, user=clinician)
+    with pytest.raises(IntakeError, match="in review by clinician"):
+        reviews.claim_screening(screening_id=screening.pk, user=other)
+    reviews.claim_screening(screening_id=screening.pk, user=other, take_over=True)
+    screening.refresh_from_db()
+    assert screening.claimed_by == other
+    assert AuditEvent.objects.order_by("id").last().detail == {"taken_over_from": clinician.pk}
+
+
+def test_releasing_returns_the_screening_to_the_queue(screening, clinician):
+    reviews.claim_screening(screening_id=screening.pk, user=clinician)
+    reviews.release_claim(screening_id=screening.pk, user=clinician)
+    screening.refresh_from_db()
+    assert (screening.status, screening.claimed_by) == (Screening.Status.SUBMITTED, None)
+
+
+def test_intake_staff_cannot_claim(screening, staff_user):
+    with pytest.raises(IntakeError, match="permission"):
+        reviews.claim_screening(screening_id=screening.pk, user=staff_user)
+
+
+# -- sign ----------------------------------------------------------------------
+
+
+def test_signing_records_the_clinicians_determination_and_locks(
+    screening, clinician, determination
+):
+    review = sign(screening, clinician, determination)
+    screening.refresh_from_db()
+    assert screening.status == Screening.Status.REVIEWED
+    assert screening.is_locked
+    assert screening.claimed_by == clinician
+    assert review.determination == "More information needed"
+    assert review.acknowledged_rule_ids == ["BP-02", "SUI-01"]
+    assert actions() == ["intake.review.signed"]
+    event = AuditEvent.objects.get()
+    assert event.object_id == str(screening.pk)
+    assert event.detail["review"] == review.pk
+
+
+def test_signing_needs_the_signers_own_password(screening, clinician, determination):
+    with pytest.raises(IntakeError, match="password"):
+        sign(screening, clinician, determination, password="wrong-password")
+    assert not Review.objects.exists()
+    assert actions() == []
+
+
+@pytest.mark.parametrize("acknowledged", [[], ["SUI-01"], ["BP-02"], ["BP-01", "AGE-02"]])
+def test_each_review_and_urgent_flag_must_be_acknowledged(
+    screening, clinician, determination, acknowledged
+):
+    with pytest.raises(IntakeError, match="Acknowledge"):
+        sign(screening, clinician, determination, acknowledged_rule_ids=acknowledged)
+    assert not Review.objects.exists()
+
+
+def test_caution_and_info_flags_need_no_acknowledgement(staff_user, clinician, determination):
+    quiet = flagged_screening(staff_user, ["BP-01", "AGE-02"])
+    review = sign(quiet, clinician, determination, acknowledged_rule_ids=[])
+    assert review.acknowledged_rule_ids == []
+
+
+def test_an_inactive_determination_cannot_be_recorded(screening, clinician, determination):
+    determination.active = False
+    determination.save()
+    with pytest.raises(IntakeError, match="determination"):
+        sign(screening, clinician, determination)
+
+
+def test_a_note_is_required(screening, clinician, determination):
+    with pytest.raises(IntakeError, match="note"):
+        sign(screening, clinician, determination, note="   ")
+
+
+def test_a_second_signature_names_the_first_signer(screening, clinician, make_user, determination):
+    other = make_user("second", "clinician")
+    other.first_name, other.last_name = "Ada", "Second"
+    other.save()
+    clinician.first_name, clinician.last_name = "Sam", "First"
+    clinician.save()
+    sign(screening, clinician, determination)
+    with pytest.raises(IntakeError, match="already signed by Sam First"):
+        sign(screening, other, determination, note="My own note")
+    assert Review.objects.count() == 1
+    assert actions() == ["intake.review.signed"]
+
+
+def test_a_screening_in_review_by_another_clinician_must_be_taken_over(
+    screening, clinician, make_user, determination
+):
+    other = make_user("other", "clinician")
+    reviews.claim_screening(screening_id=screening.pk, user=other)
+    with pytest.raises(IntakeError, match="Take it over"):
+        sign(screening, clinician, determination)
+
+
+def test_intake_staff_cannot_sign(screening, staff_user, determination):
+    with pytest.raises(IntakeError, match="permission"):
+        sign(screening, staff_user, determination)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_clinicians_signing_at_once_one_succeeds(make_user, staff_user):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks across threads are exercised on PostgreSQL (CI)")
+    first = make_user("first", "clinician")
+    second = make_user("second", "clinician")
+    target = flagged_screening(staff_user, ["BP-02"])
+    determination = Determination.objects.first()
+    barrier = threading.Barrier(2)
+    outcomes = {}
+
+    def attempt(user):
+        try:
+            barrier.wait(timeout=5)
+            sign(target, user, determination, acknowledged_rule_ids=["BP-02"])
+            outcomes[user.username] = "signed"
+        except IntakeError as exc:
+            outcomes[user.username] = str(exc)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=attempt, args=(user,)) for user in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert sorted(outcomes.values(), key=lambda v: v != "signed")[0] == "signed"
+    loser = [text for text in outcomes.values() if text != "signed"]
+    assert len(loser) == 1 and "already signed by" in loser[0]
+    assert Review.objects.filter(screening=target).count() == 1
+
+
+# -- addenda and unlock ----------------------------------------------------------
+
+
+def test_addenda_are_appended_after_signing(screening, clinician, determination):
+    with pytest.raises(IntakeError, match="after a review is signed"):
+        reviews.add_addendum(
+            screening_id=screening.pk, user=clinician, text="Early", password=PASSWORD
+        )
+    review = sign(screening, clinician, determination)
+    addendum = reviews.add_addendum(
+        screening_id=screening.pk, user=clinician, text="Spoke to GP.", password=PASSWORD
+    )
+    screening.refresh_from_db()
+    assert screening.status == Screening.Status.AMENDED
+    assert list(screening.addenda.all()) == [addendum]
+    review.refresh_from_db()
+    assert review.note == "Discussed with patient; plan documented." and not review.is_void
+    assert actions() == ["intake.review.signed", "intake.addendum.signed"]
+
+
+def test_an_addendum_needs_a_signature(screening, clinician, determination):
+    sign(screening, clinician, determination)
+    with pytest.raises(IntakeError, match="password"):
+        reviews.add_addendum(screening_id=screening.pk, user=clinician, text="x", password="")
+
+
+def test_only_a_clinic_admin_unlocks_and_must_give_a_reason(
+    screening, clinician, clinic_admin, determination
+):
+    review = sign(screening, clinician, determination)
+    with pytest.raises(IntakeError, match="permission"):
+        reviews.unlock_screening(screening_id=screening.pk, user=clinician, reason="typo")
+    with pytest.raises(IntakeError, match="reason"):
+        reviews.unlock_screening(screening_id=screening.pk, user=clinic_admin, reason=" ")
+    reviews.unlock_screening(
+        screening_id=screening.pk, user=clinic_admin, reason="Wrong patient chart"
+    )
+    screening.refresh_from_db()
+    review.refresh_from_db()
+    assert screening.status == Screening.Status.IN_REVIEW
+    assert screening.claimed_by == clinician
+    assert review.is_void and review.voided_by == clinic_admin
+    assert review.void_reason == "Wrong patient chart"
+    assert reviews.current_review(screening) is None
+    assert actions() == ["intake.review.signed", "intake.screening.unlocked"]
+    # Re-signing after an unlock keeps the void review in the history.
+    sign(screening, clinician, determination)
+    assert screening.reviews.count() == 2
+
+
+def test_unlocking_an_unsigned_screening_is_refused(screening, clinic_admin):
+    with pytest.raises(IntakeError, match="not signed"):
+        reviews.unlock_screening(screening_id=screening.pk, user=clinic_admin, reason="x")
+
+
+def test_workflow_changes_never_touch_the_snapshot(screening, clinician, determination):
+    before = services.snapshot_sha256(services.snapshot_document(screening))
+    sign(screening, clinician, determination)
+    screening.refresh_from_db()
+    assert services.snapshot_sha256(services.snapshot_document(screening)) == before
+
+
+# -- thresholds --------------------------------------------------------------------
+
+
+def test_saving_thresholds_creates_a_new_version_with_audited_changes(clinic_admin, screening):
+    values = dict(thresholds.DEFAULTS, hr_review=125, spo2_caution=93)
+    first = reviews.save_thresholds(values=values, user=clinic_admin, note="Protocol update")
+    assert first.version == 1
+    second = reviews.save_thresholds(
+        values=dict(values, hr_review=128), user=clinic_admin, note="Again"
+    )
+    assert second.version == 2
+    assert ThresholdSet.objects.get(version=1).values["hr_review"] == 125
+    assert services.current_thresholds() == (2, dict(values, hr_review=128))
+    events = AuditEvent.objects.filter(action="intake.thresholds.changed").order_by("id")
+    assert events[0].detail["changes"] == {
+        "hr_review": ["130", "125"],
+        "spo2_caution": ["94", "93"],
+    }
+    assert events[1].detail["changes"] == {"hr_review": ["125", "128"]}
+    screening.refresh_from_db()
+    assert screening.thresholds["hr_review"] == 130
+
+
+def test_inconsistent_thresholds_are_refused(clinic_admin):
+    with pytest.raises(IntakeError, match="hr_review must be greater than hr_caution"):
+        reviews.save_thresholds(
+            values=dict(thresholds.DEFAULTS, hr_review=90), user=clinic_admin, note="x"
+        )
+    assert not ThresholdSet.objects.exists()
+
+
+def test_unchanged_thresholds_are_not_a_new_version(clinic_admin):
+    with pytest.raises(IntakeError, match="No threshold"):
+        reviews.save_thresholds(values=dict(thresholds.DEFAULTS), user=clinic_admin)
+
+
+def test_clinicians_cannot_change_thresholds(clinician):
+    with pytest.raises(IntakeError, match="permission"):
+        reviews.save_thresholds(values=dict(thresholds.DEFAULTS, hr_review=125), user=clinician)
+
+
+def test_decimal_thresholds_round_trip(clinic_admin):
+    from decimal import Decimal
+
+    reviews.save_thresholds(
+        values=dict(thresholds.DEFAULTS, bmi_info=Decimal("35.5")), user=clinic_admin
+    )
+    assert services.current_thresholds()[1]["bmi_info"] == Decimal("35.5")
+
+
+# -- export --------------------------------------------------------------------------
+
+
+def test_export_lists_ids_flags_and_review_without_answers_or_names(
+    screening, staff_user, clinician, clinic_admin, determination
+):
+    other = flagged_screening(staff_user, [], first_name="Zed", last_name="Quiet", mrn="MRN-77")
+    sign(screening, clinician, determination)
+    text = reviews.export_screenings_csv(screening_ids=[screening.pk, other.pk], user=clinic_admin)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == list(reviews.EXPORT_COLUMNS)
+    assert rows[0]["screening_id"] == str(screening.pk)
+    assert rows[0]["flags"] == "SUI-01:review+urgent BP-02:review BP-01:caution AGE-02:info"
+    assert rows[0]["determination"] == "More information needed"
+    assert rows[0]["reviewer"] == "clinician"
+    assert rows[0]["status"] == "reviewed"
+    assert rows[1]["flags"] == "" and rows[1]["reviewer"] == ""
+    for forbidden in ("Rivera", "Alex", "Zed", "Quiet", "MRN-", "depression", "Discussed"):
+        assert forbidden not in text
+    event = AuditEvent.objects.get(action="intake.screening.exported")
+    assert event.detail == {"count": 2, "ids": [screening.pk, other.pk]}
+
+
+def test_clinicians_cannot_export(screening, clinician):
+    with pytest.raises(IntakeError, match="permission"):
+        reviews.export_screenings_csv(screening_ids=[screening.pk], user=clinician)
+    assert not AuditEvent.objects.exists()
