@@ -1079,13 +1079,16 @@ class Rule:
     message: str
     condition: object = field(repr=False, compare=False)
     variants: dict = field(default_factory=dict, repr=False, compare=False)
+    # The message with each "[name|text]" replaced by a "{_v_name}" placeholder.
+    template: str = field(init=False, repr=False, compare=False)
+    variant_texts: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         texts = dict(_VARIANT.findall(self.message))
         if set(texts) != set(self.variants):
             raise ValueError(f"{self.id}: message variants and conditions differ")
-        object.__setattr__(self, "_template", _VARIANT.sub(r"{_v_\1}", self.message))
-        object.__setattr__(self, "_variant_texts", texts)
+        object.__setattr__(self, "template", _VARIANT.sub(r"{_v_\1}", self.message))
+        object.__setattr__(self, "variant_texts", texts)
 
 
 def _build():
@@ -1135,7 +1138,7 @@ def _question_type(code):
 
 def _display(code, value, now):
     if value is None:
-        return _("not recorded")
+        return _("not calculated") if code in DERIVED_LABELS else _("not recorded")
     if isinstance(value, list | tuple) and code not in instrument.QUESTIONS:
         return ", ".join(str(v) for v in value)
     q = instrument.QUESTIONS.get(code)
@@ -1194,7 +1197,7 @@ class _Fields(dict):
             name = key[3:]
             if self.rule.variants[name](c) is None:
                 return ""
-            return self.rule._variant_texts[name].format_map(self)
+            return self.rule.variant_texts[name].format_map(self)
         if key in c.t:
             return str(c.t[key])
         return _display(key, c.values.get(key), c.now)
@@ -1255,7 +1258,7 @@ def evaluate(answers, *, now, thresholds=None):
             rule_id=r.id,
             severity=r.severity,
             urgent=r.urgent,
-            message=_tidy(r._template.format_map(_Fields(r, context, evidence))),
+            message=_tidy(r.template.format_map(_Fields(r, context, evidence))),
             basis=r.basis,
             evidence=tuple(
                 {key: _jsonable(value) for key, value in item.items()} for item in evidence

@@ -1015,3 +1015,11 @@ def test_typical_screening_evaluates_quickly():
         timings.append(time.perf_counter() - start)
     # The budget is 0.5 ms; the margin keeps a loaded CI machine from failing spuriously.
     assert statistics.median(timings) < 0.0015
+
+
+def test_absent_derived_value_in_a_message_reads_not_calculated():
+    flag = flag_of(screen(resp_osa="yes_untreated"), "RES-01")
+    assert flag.message.startswith(
+        "Untreated sleep apnea, or STOP-Bang score not calculated (high risk): Diagnosed sleep "
+        "apnea? Yes, not treated or not using treatment. Sleep-apnea"
+    )
