@@ -1,9 +1,14 @@
 from django.urls import path
 
 from intake import views
+from intake.wizard import ScreeningWizard
 
 app_name = "intake"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("screenings/new/", views.new_screening, name="new_screening"),
+    path("screenings/<int:pk>/", views.screening, name="screening"),
+    path("drafts/<int:draft_id>/", ScreeningWizard.as_view(), name="draft"),
+    path("drafts/<int:draft_id>/<str:step>/", ScreeningWizard.as_view(), name="wizard_step"),
 ]

@@ -1,6 +1,115 @@
-from django.shortcuts import render
+"""Staff pages: home, starting a screening, and a submitted screening."""
+
+from django.conf import settings
+from django.contrib.auth.decorators import permission_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from intake import audit, instrument, lexicon, services
+from intake.models import Screening
+from intake.wizard import URL_NAME, is_unsure
+
+RECENT_SUBMISSIONS = 20
 
 
+def patient_label(answers):
+    """Return "First Last" from a draft's encoded answers (empty when not yet typed)."""
+    return " ".join(part for part in (answers.get("first_name"), answers.get("last_name")) if part)
+
+
+@permission_required("intake.conduct_screening", raise_exception=True)
 def home(request):
-    """Show the staff home page."""
-    return render(request, "intake/home.html")
+    """Show the staff home: start a screening, the user's drafts and recent submissions."""
+    drafts = [
+        {
+            "draft": draft,
+            "patient": patient_label(draft.answers),
+            "step": instrument.STEPS_BY_SLUG[draft.last_step].title
+            if draft.last_step in instrument.STEPS_BY_SLUG
+            else "",
+            "url": reverse(
+                URL_NAME, kwargs={"draft_id": draft.pk, "step": draft.last_step}
+            )
+            if draft.last_step
+            else reverse("intake:draft", kwargs={"draft_id": draft.pk}),
+        }
+        for draft in services.drafts_visible_to(request.user).order_by("-updated_at")
+    ]
+    submissions = Screening.objects.filter(submitted_by=request.user).order_by("-submitted_at")[
+        :RECENT_SUBMISSIONS
+    ]
+    if drafts or submissions:
+        audit.record(action="intake.home.viewed", request=request,
+                     detail={"drafts": len(drafts), "screenings": len(submissions)})
+    return render(request, "intake/home.html", {"drafts": drafts, "submissions": submissions})
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("intake.conduct_screening", raise_exception=True)
+def new_screening(request):
+    """Show the start page (GET) or create a draft and enter the wizard (POST)."""
+    if request.method == "POST":
+        draft = services.start_draft(user=request.user, request=request)
+        return redirect(URL_NAME, draft_id=draft.pk, step=instrument.STEP_SLUGS[0])
+    return render(request, "intake/new_screening.html")
+
+
+def optional_url(name, pk):
+    """Return the URL ``name`` for screening ``pk``, or None while that route does not exist."""
+    try:
+        return reverse(name, args=[pk])
+    except NoReverseMatch:
+        return None
+
+
+def answer_sections(screening):
+    """Return the screening's answers grouped by step, in wizard order, for display."""
+    answers = instrument.decode_answers(screening.answers)
+    tz = timezone.get_current_timezone()
+    sections = []
+    for step in instrument.STEPS:
+        rows = []
+        for q in step.questions:
+            if q.code not in answers:
+                continue
+            value = answers[q.code]
+            row = {"label": q.label, "unsure": is_unsure(q.code, value)}
+            if q.type == instrument.MED_LIST:
+                row["medications"] = [
+                    {**med, "classes": [lexicon.class_label(key)
+                                        for key in lexicon.classify(med["name"])]}
+                    for med in value
+                ]
+            else:
+                row["display"] = instrument.display_value(q.code, value, tz)
+            rows.append(row)
+        if rows:
+            sections.append({"title": step.title, "rows": rows})
+    return sections
+
+
+@permission_required("intake.conduct_screening", raise_exception=True)
+def screening(request, pk):
+    """Show a submitted screening (its frozen snapshot) and audit the read."""
+    record = get_object_or_404(services.screenings_visible_to(request.user), pk=pk)
+    flags = list(record.flags.all())
+    flags.sort(key=lambda flag: (not flag.urgent, flag.position))
+    review = record.reviews.filter(voided_at__isnull=True).order_by("-signed_at").first()
+    audit.record(action="intake.screening.viewed", request=request, obj=record)
+    return render(
+        request,
+        "intake/screening.html",
+        {
+            "screening": record,
+            "flags": flags,
+            "urgent_flags": [flag for flag in flags if flag.urgent],
+            "suicide_protocol": settings.SUICIDE_SAFETY_PROTOCOL,
+            "review": review,
+            "sections": answer_sections(record),
+            "derived": record.derived,
+            "pdf_url": optional_url("intake:screening_pdf", record.pk),
+            "fhir_url": optional_url("intake:screening_fhir", record.pk),
+        },
+    )

@@ -1,0 +1,374 @@
+"""Wizard step forms, built from the instrument definition (one factory, no question twice).
+
+Validation follows INSTRUMENT.md 2.3-2.5. Every field is optional at the Django
+level: whether a question is required depends on whether it is shown, and that
+is decided per submission by walking the step's questions in order.
+"""
+
+import datetime as dt
+import re
+from decimal import Decimal, InvalidOperation
+from functools import cache
+
+from crispy_forms.bootstrap import InlineRadios
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import HTML, Div, Field, Layout
+from django import forms
+from django.core.exceptions import ValidationError
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from intake import instrument
+
+INLINE_RADIO_TYPES = {instrument.YN, instrument.YNU}
+TEXTAREA_MIN_LENGTH = 500
+
+
+def is_empty(value):
+    """Return whether a cleaned value counts as "not answered" (2.2)."""
+    return value is None or value == "" or value == []
+
+
+# ---------------------------------------------------------------------------
+# Fields
+
+
+class StrictIntegerField(forms.IntegerField):
+    """An integer field that rejects decimals (``72.5`` and ``72.0``) instead of truncating."""
+
+    default_error_messages = {"invalid": gettext_lazy("Enter a whole number.")}
+    pattern = re.compile(r"^[+-]?\d+$")
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        text = str(value).strip()
+        if not self.pattern.match(text):
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return int(text)
+
+
+class StrictDecimalField(forms.DecimalField):
+    """A decimal field that rejects extra decimal places and quantizes to the stated places."""
+
+    def __init__(self, *, decimal_places, **kwargs):
+        super().__init__(decimal_places=decimal_places, max_digits=None, **kwargs)
+        self.quantum = Decimal(1).scaleb(-decimal_places)
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+        if not number.is_finite():
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return number
+
+    def clean(self, value):
+        number = super().clean(value)
+        return None if number is None else number.quantize(self.quantum)
+
+
+class MedListWidget(forms.Widget):
+    """Repeating medication rows: ``<name>-<i>-name``, ``-dose``, ``-frequency``."""
+
+    template_name = "intake/widgets/med_list.html"
+    blank_rows = 2
+    min_rows = 3
+
+    def _render(self, template_name, context, renderer=None):
+        # Project templates are not on the default form renderer's path.
+        return mark_safe(render_to_string(template_name, context))
+
+    def value_from_datadict(self, data, files, name):
+        pattern = re.compile(rf"^{re.escape(name)}-(\d+)-(name|dose|frequency)$")
+        rows = {}
+        for key in data:
+            match = pattern.match(key)
+            if match:
+                index = int(match.group(1))
+                rows.setdefault(index, {"name": "", "dose": "", "frequency": ""})
+                rows[index][match.group(2)] = data.get(key) or ""
+        return [rows[index] for index in sorted(rows)]
+
+    def value_omitted_from_data(self, data, files, name):
+        return not any(key.startswith(f"{name}-") for key in data)
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        rows = [dict(row) for row in (value or []) if isinstance(row, dict)]
+        total = max(len(rows) + self.blank_rows, self.min_rows)
+        rows += [{"name": "", "dose": "", "frequency": ""}] * (total - len(rows))
+        context["widget"]["rows"] = [
+            {"index": index, **row} for index, row in enumerate(rows[: instrument.MED_MAX_ROWS])
+        ]
+        context["widget"]["max_rows"] = instrument.MED_MAX_ROWS
+        context["widget"]["name_max"] = instrument.MED_NAME_MAX
+        context["widget"]["field_max"] = instrument.MED_FIELD_MAX
+        return context
+
+
+class MedListField(forms.Field):
+    """The medication list of INSTRUMENT.md 2.4 (blank rows dropped, limits enforced)."""
+
+    widget = MedListWidget
+
+    def to_python(self, value):
+        rows = []
+        errors = []
+        for position, row in enumerate(value or [], start=1):
+            cleaned = {key: str(row.get(key) or "").strip() for key in instrument.MED_ROW_KEYS}
+            if not any(cleaned.values()):
+                continue
+            if not cleaned["name"]:
+                errors.append(_("Row %(row)d: enter the medicine's name, or clear the row.")
+                              % {"row": position})
+            elif len(cleaned["name"]) > instrument.MED_NAME_MAX:
+                errors.append(_("Row %(row)d: the name can be at most %(max)d characters.")
+                              % {"row": position, "max": instrument.MED_NAME_MAX})
+            for key, label in (("dose", _("dose")), ("frequency", _("how often"))):
+                if len(cleaned[key]) > instrument.MED_FIELD_MAX:
+                    errors.append(
+                        _("Row %(row)d: %(what)s can be at most %(max)d characters.")
+                        % {"row": position, "what": label, "max": instrument.MED_FIELD_MAX}
+                    )
+            rows.append(cleaned)
+        if len(rows) > instrument.MED_MAX_ROWS:
+            errors.append(_("List at most %(max)d medicines.") % {"max": instrument.MED_MAX_ROWS})
+        if errors:
+            raise ValidationError(errors)
+        return rows
+
+
+def make_field(q):
+    """Return the form field for question ``q``."""
+    label = q.label
+    if not q.required and q.type != instrument.BOOL:
+        label = _("%(label)s (optional)") % {"label": q.label}
+    common = {"label": label, "required": False, "help_text": q.help_text}
+    if q.type in (instrument.YN, instrument.YNU, instrument.SINGLE):
+        return forms.ChoiceField(
+            choices=[(c.key, c.label) for c in q.choices], widget=forms.RadioSelect, **common
+        )
+    if q.type == instrument.SCALE:
+        return forms.TypedChoiceField(
+            choices=[(c.key, f"{c.label} ({c.key})") for c in q.choices],
+            coerce=int,
+            empty_value=None,
+            widget=forms.RadioSelect,
+            **common,
+        )
+    if q.type == instrument.MULTI:
+        return forms.MultipleChoiceField(
+            choices=[(c.key, c.label) for c in q.choices],
+            widget=forms.CheckboxSelectMultiple(attrs={"data-exclusive-group": q.code}),
+            **common,
+        )
+    if q.type == instrument.INT:
+        return StrictIntegerField(
+            min_value=q.min_value,
+            max_value=q.max_value,
+            widget=forms.NumberInput(attrs={"inputmode": "numeric", "step": "1"}),
+            **common,
+        )
+    if q.type == instrument.DECIMAL:
+        return StrictDecimalField(
+            decimal_places=q.decimal_places,
+            min_value=q.min_value,
+            max_value=q.max_value,
+            widget=forms.NumberInput(attrs={"inputmode": "decimal"}),
+            **common,
+        )
+    if q.type == instrument.DATE:
+        return forms.DateField(
+            input_formats=["%Y-%m-%d"],
+            widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            **common,
+        )
+    if q.type == instrument.DATETIME:
+        return forms.DateTimeField(
+            input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+            widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+            **common,
+        )
+    if q.type == instrument.TEXT:
+        widget = (
+            forms.Textarea(attrs={"rows": 3})
+            if (q.max_length or 0) >= TEXTAREA_MIN_LENGTH
+            else forms.TextInput(attrs={"autocomplete": "off"})
+        )
+        return forms.CharField(max_length=q.max_length, strip=True, widget=widget, **common)
+    if q.type == instrument.BOOL:
+        return forms.BooleanField(**common)
+    if q.type == instrument.MED_LIST:
+        return MedListField(**common)
+    raise ValueError(f"Unknown question type {q.type!r}")
+
+
+# ---------------------------------------------------------------------------
+# Step form
+
+
+def plausibility_key(value):
+    """Return the string a plausibility acknowledgement is remembered by."""
+    return str(value)
+
+
+class StepForm(forms.Form):
+    """One wizard step. Subclasses are built by ``step_form_class``; do not subclass by hand.
+
+    ``context_answers`` are the answers of the steps before this one (typed),
+    ``thresholds`` the values in force, ``acknowledged`` the plausibility
+    warnings already shown (code -> value), ``now`` the current time.
+    """
+
+    step = None
+
+    def __init__(self, *args, context_answers=None, thresholds=None, acknowledged=None,
+                 now=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.context_answers = dict(context_answers or {})
+        self.thresholds = thresholds
+        self.acknowledged = dict(acknowledged or {})
+        self.now = now or timezone.now()
+        self.answers = {}
+        self.hidden_codes = set()
+        self.plausibility_pending = {}
+        self.plausibility_accepted = {}
+        self.helper = step_form_helper(type(self).step.slug)
+
+    @property
+    def screening_date(self):
+        return timezone.localtime(self.now).date()
+
+    def clean(self):
+        cleaned = super().clean()
+        kept = dict(self.context_answers)
+        answers = {}
+        self.hidden_codes = set()
+        for q in self.step.questions:
+            name = q.code
+            shown = q.shown_when is None or q.shown_when(kept, self.thresholds)
+            if not shown:
+                self.hidden_codes.add(name)
+                self._errors.pop(name, None)
+                cleaned.pop(name, None)
+                continue
+            if name in self._errors:
+                continue
+            value = cleaned.get(name)
+            if q.type == instrument.BOOL:
+                value = bool(value)
+                if q.required and not value:
+                    self.add_error(name, _("Tick this box to continue."))
+                    continue
+            elif is_empty(value):
+                if q.required:
+                    self.add_error(name, self.required_message(q))
+                continue
+            error = self.check(q, value, kept)
+            if error:
+                self.add_error(name, error)
+                continue
+            kept[name] = value
+            answers[name] = value
+        self.answers = answers
+        return cleaned
+
+    def required_message(self, q):
+        if q.type == instrument.MED_LIST:
+            return _("List at least one medicine, or tick “Patient takes no medications”.")
+        if q.type in (instrument.YN, instrument.YNU, instrument.SINGLE, instrument.SCALE):
+            return _("Choose an answer.")
+        if q.type == instrument.MULTI:
+            return _("Tick at least one box.")
+        return _("Enter an answer.")
+
+    def check(self, q, value, kept):
+        """Return an error message for a shown, non-empty answer, or None."""
+        if q.type == instrument.MULTI:
+            exclusive = [key for key in value if key in instrument.EXCLUSIVE_KEYS]
+            if exclusive and len(value) > 1:
+                label = q.choice_label(exclusive[0])
+                return _("“%(choice)s” cannot be combined with other choices.") % {
+                    "choice": label
+                }
+            order = [c.key for c in q.choices]
+            value[:] = sorted(dict.fromkeys(value), key=order.index)
+        if q.type == instrument.TEXT and q.min_length and len(value) < q.min_length:
+            return _("Enter an answer.")
+        if q.less_than and q.less_than in kept and value >= kept[q.less_than]:
+            return _("Must be lower than “%(other)s” (%(value)s).") % {
+                "other": instrument.question(q.less_than).label,
+                "value": kept[q.less_than],
+            }
+        if q.type == instrument.DATE:
+            return self.check_date(q, value, kept)
+        if q.type == instrument.DATETIME and q.not_future and value > self.now:
+            return _("This cannot be in the future.")
+        if q.plausible_min is not None and not (q.plausible_min <= value <= q.plausible_max):
+            key = plausibility_key(value)
+            if self.acknowledged.get(q.code) == key:
+                self.plausibility_accepted[q.code] = key
+            else:
+                self.plausibility_pending[q.code] = key
+                return _(
+                    "%(value)s is outside the usual range (%(min)s to %(max)s). Check the "
+                    "value; if it is correct, save again with the same value to accept it."
+                ) % {"value": value, "min": q.plausible_min, "max": q.plausible_max}
+        return None
+
+    def check_date(self, q, value, kept):
+        today = self.screening_date
+        if q.code == "date_of_birth":
+            if value > today:
+                return _("The date of birth cannot be in the future.")
+            age = today.year - value.year - ((today.month, today.day) < (value.month, value.day))
+            if not 0 <= age <= 120:
+                return _("Age must be between 0 and 120 years at the screening date.")
+        if q.past_event or q.not_future:
+            if value > today:
+                return _("This date cannot be after the screening date (%(date)s).") % {
+                    "date": today.isoformat()
+                }
+        if q.past_event:
+            dob = kept.get("date_of_birth")
+            if isinstance(dob, dt.date) and value < dob:
+                return _("This date cannot be before the date of birth.")
+        return None
+
+
+def step_form_helper(slug):
+    """Return the crispy helper laying out one question per block, marked for show/hide."""
+    step = instrument.STEPS_BY_SLUG[slug]
+    helper = FormHelper()
+    helper.form_tag = False
+    helper.disable_csrf = True
+    items = []
+    for q in step.questions:
+        if q.type == instrument.MED_LIST:
+            inner = HTML("{% include 'intake/widgets/med_list_field.html' with field=form."
+                         + q.code + " %}")
+        elif q.type in INLINE_RADIO_TYPES:
+            inner = InlineRadios(q.code)
+        else:
+            inner = Field(q.code)
+        css = "question"
+        if q.type in (instrument.SCALE, instrument.SINGLE):
+            css += " question-choices"
+        items.append(Div(inner, css_class=css, data_question=q.code, data_type=q.type))
+    helper.layout = Layout(*items)
+    return helper
+
+
+@cache
+def step_form_class(slug):
+    """Return the form class of wizard step ``slug``."""
+    step = instrument.STEPS_BY_SLUG[slug]
+    attrs = {"step": step, **{q.code: make_field(q) for q in step.questions}}
+    return type(f"{slug.title().replace('_', '')}StepForm", (StepForm,), attrs)

@@ -1,0 +1,537 @@
+"""The staff intake wizard: one formtools view over the instrument's steps, drafts in the database.
+
+Storage is the ``Draft`` row of the URL (never the session or a cookie), so
+two tabs with two patients never share answers. Each save recomputes the
+draft's canonical answers, pruned of hidden questions (INSTRUMENT.md 2.2).
+"""
+
+import json
+import logging
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.views import redirect_to_login
+from django.conf import settings
+from django.db import transaction
+from django.forms.utils import ErrorDict
+from django.http import Http404
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.generic import TemplateView
+from formtools.wizard.storage.base import BaseStorage
+from formtools.wizard.views import NamedUrlWizardView, StepsHelper
+
+from intake import audit, instrument, lexicon, rules, services
+from intake.forms import step_form_class
+from intake.models import Draft
+
+logger = logging.getLogger(__name__)
+
+URL_NAME = "intake:wizard_step"
+REVIEW = "review"
+STEP_INDEX = {slug: index for index, slug in enumerate(instrument.STEP_SLUGS)}
+PLAUSIBILITY_ACK = "plausibility_ack"
+PLAUSIBILITY_ACCEPTED = "plausibility_accepted"
+
+
+class DraftStorage(BaseStorage):
+    """Formtools storage kept in ``Draft.wizard_state`` of one draft."""
+
+    def __init__(self, prefix, request=None, file_storage=None, *, draft):
+        super().__init__(prefix, request, file_storage)
+        self.draft = draft
+        state = draft.wizard_state or {}
+        if state.get(self.step_data_key) is None:
+            self.init_data()
+        else:
+            self.data = {
+                self.step_key: state.get(self.step_key),
+                self.step_data_key: dict(state.get(self.step_data_key) or {}),
+                self.step_files_key: {},
+                self.extra_data_key: dict(state.get(self.extra_data_key) or {}),
+            }
+        self._saved = self._encoded()
+
+    def _encoded(self):
+        return json.dumps(self.data, sort_keys=True)
+
+    def save(self, **fields):
+        """Write the state (and any other draft ``fields``) unless the draft was submitted."""
+        encoded = self._encoded()
+        if encoded == self._saved and not fields:
+            return
+        Draft.objects.filter(pk=self.draft.pk, screening__isnull=True).update(
+            wizard_state=json.loads(encoded), **fields
+        )
+        self._saved = encoded
+
+    def update_response(self, response):
+        self.save()
+        super().update_response(response)
+
+
+def step_applies_condition(step):
+    """Return the formtools condition for ``step`` (evaluated on the draft's answers)."""
+
+    def condition(wizard):
+        return instrument.step_applies(step, wizard.answers, wizard.thresholds)
+
+    return condition
+
+
+def earlier_answers(answers, slug):
+    """Return the answers of the steps before ``slug``."""
+    index = STEP_INDEX[slug]
+    return {
+        code: value
+        for code, value in answers.items()
+        if STEP_INDEX[instrument.step_of(code).slug] < index
+    }
+
+
+def preview_flags(answers, thresholds):
+    """Return the flags the rules raise for ``answers`` right now, or None if unavailable."""
+    try:
+        return rules.evaluate(answers, now=timezone.localtime(), thresholds=thresholds)
+    except NotImplementedError:
+        logger.warning("Flag rules are not available; preview skipped.")
+        return None
+
+
+def urgent_flags(flags):
+    """Return the urgent flags among ``flags`` (None-safe)."""
+    return [flag for flag in flags or () if flag.urgent]
+
+
+def js_answers(answers):
+    """Return the answers the show/hide script needs, with numbers as numbers."""
+    needed = set()
+    for q in instrument.QUESTIONS.values():
+        if q.shown_when is not None:
+            needed |= q.shown_when.codes()
+    for step in instrument.STEPS:
+        if step.applies_when is not None:
+            needed |= step.applies_when.codes()
+    data = {}
+    for code in needed:
+        if code in answers:
+            value = answers[code]
+            q = instrument.question(code)
+            if q.type in (instrument.INT, instrument.DECIMAL, instrument.SCALE):
+                value = float(value)
+            data[code] = value
+    return data
+
+
+def field_names(slug, code):
+    """Return the posted field name of question ``code`` on step ``slug``."""
+    return f"{slug}-{code}"
+
+
+@method_decorator(permission_required("intake.conduct_screening", raise_exception=True),
+                  name="dispatch")
+class ScreeningWizard(NamedUrlWizardView):
+    """Walk one draft through the instrument's steps, then submit it."""
+
+    template_name = "intake/wizard_step.html"
+    form_list = [(step.slug, step_form_class(step.slug)) for step in instrument.STEPS]
+    condition_dict = {
+        step.slug: step_applies_condition(step)
+        for step in instrument.STEPS
+        if step.applies_when is not None
+    }
+
+    @classmethod
+    def get_initkwargs(cls, *args, **kwargs):
+        kwargs.setdefault("url_name", URL_NAME)
+        return super().get_initkwargs(*args, **kwargs)
+
+    def dispatch(self, request, *args, draft_id, **kwargs):
+        draft = Draft.objects.filter(pk=draft_id, created_by=request.user).first()
+        if draft is None:
+            raise Http404
+        if draft.is_submitted:
+            return redirect(draft.screening)
+        self.draft = draft
+        self.thresholds_version, self.thresholds = services.current_thresholds()
+        self.answers = instrument.decode_answers(draft.answers)
+        self.prefix = f"draft_{draft.pk}"
+        self.storage = DraftStorage(self.prefix, request, draft=draft)
+        self.steps = StepsHelper(self)
+        response = TemplateView.dispatch(self, request, *args, **kwargs)
+        self.storage.update_response(response)
+        return response
+
+    # -- formtools hooks -------------------------------------------------
+
+    def get_step_url(self, step):
+        return reverse(URL_NAME, kwargs={"draft_id": self.draft.pk, "step": step})
+
+    def get_form_kwargs(self, step=None):
+        step = step or self.steps.current
+        return {
+            "context_answers": earlier_answers(self.answers, step),
+            "thresholds": self.thresholds,
+            "acknowledged": self.storage.extra_data.get(PLAUSIBILITY_ACK, {}),
+        }
+
+    def get_form_step_data(self, form):
+        """Keep only this step's own fields (no CSRF token, no buttons)."""
+        prefix = f"{form.prefix}-"
+        hidden = tuple(field_names(form.prefix, code) for code in form.hidden_codes)
+        return {
+            key: values
+            for key, values in form.data.lists()
+            if key.startswith(prefix)
+            and not any(key == name or key.startswith(f"{name}-") for name in hidden)
+        }
+
+    def forget_form_list(self):
+        for attr in ("_resolved_form_list", "_cache_signature"):
+            self.__dict__.pop(attr, None)
+
+    # -- GET ---------------------------------------------------------------
+
+    def get(self, request, *args, **kwargs):
+        step = kwargs.get("step")
+        form_list = self.get_form_list()
+        if step not in form_list:
+            target = self.storage.current_step
+            if target not in form_list:
+                target = self.draft.last_step if self.draft.last_step in form_list else None
+            return redirect(self.get_step_url(target or self.steps.first))
+        self.storage.current_step = step
+        data = self.storage.get_step_data(step)
+        form = self.get_form(step, data=data)
+        if data is not None and "check" not in request.GET:
+            # Show what was typed without shouting errors at a returning user.
+            form.full_clean()
+            form._errors = ErrorDict()
+        audit.record(action="intake.draft.viewed", request=request, obj=self.draft,
+                     detail={"step": step})
+        return self.render(form)
+
+    # -- POST --------------------------------------------------------------
+
+    def post(self, request, *args, **kwargs):
+        step = kwargs.get("step")
+        form_list = self.get_form_list()
+        if step not in form_list:
+            return redirect(self.get_step_url(self.storage.current_step or self.steps.first))
+        self.storage.current_step = step
+        form = self.get_form(step, data=request.POST)
+        valid = form.is_valid()
+        goto = request.POST.get("wizard_goto_step")
+        save_exit = "save_exit" in request.POST
+        returning = request.POST.get("return_to") == REVIEW
+
+        self.store_step(step, form)
+        form_list = self.get_form_list()
+
+        if save_exit:
+            self.persist(step, step)
+            if request.POST.get("autosave") == "1":
+                logout(request)
+                return redirect_to_login(self.get_step_url(step))
+            messages.success(request, _("Draft saved. Resume it from this page."))
+            return redirect("intake:home")
+        if goto and goto in form_list:
+            self.persist(step, goto)
+            return redirect(self.get_step_url(goto))
+        if not valid:
+            self.persist(step, step)
+            return self.render(form)
+        if step == REVIEW:
+            self.persist(step, step)
+            return self.render_done(form, **kwargs)
+        if returning and REVIEW in form_list:
+            target = REVIEW
+        else:
+            target = self.get_next_step(step) or REVIEW
+        self.persist(step, target)
+        return redirect(self.get_step_url(target))
+
+    def store_step(self, step, form):
+        """Keep what was typed on ``step`` and recompute the draft's pruned answers."""
+        self.storage.set_step_data(step, self.get_form_step_data(form))
+        extra = self.storage.extra_data
+        ack = dict(extra.get(PLAUSIBILITY_ACK, {}))
+        ack.update(form.plausibility_pending)
+        accepted = {
+            code: value
+            for code, value in extra.get(PLAUSIBILITY_ACCEPTED, {}).items()
+            if code not in instrument.STEPS_BY_SLUG[step].codes
+        }
+        accepted.update(form.plausibility_accepted)
+        extra[PLAUSIBILITY_ACK] = ack
+        extra[PLAUSIBILITY_ACCEPTED] = accepted
+
+        step_codes = set(instrument.STEPS_BY_SLUG[step].codes)
+        merged = {code: v for code, v in self.answers.items() if code not in step_codes}
+        merged.update(form.answers)
+        if step != REVIEW:
+            # Any change after the attestation needs a fresh attestation.
+            merged.pop("staff_attestation", None)
+            self.storage.data[self.storage.step_data_key].pop(REVIEW, None)
+        self.answers = instrument.prune_hidden(merged, self.thresholds)
+        self.forget_form_list()
+        self.prune_stored_steps(exclude=step)
+
+    def prune_stored_steps(self, *, exclude):
+        """Drop typed values of questions (and steps) that are now hidden."""
+        step_data = self.storage.data[self.storage.step_data_key]
+        form_list = self.get_form_list()
+        for slug in list(step_data):
+            if slug == exclude:
+                continue
+            if slug not in form_list:
+                del step_data[slug]
+                continue
+            form = self.get_form(slug, data=self.storage.get_step_data(slug))
+            form.is_valid()
+            if form.hidden_codes:
+                step_data[slug] = self.get_form_step_data(form)
+
+    def persist(self, step, last_step):
+        """Save the draft's state and answers, and audit the save (step slug only)."""
+        now = timezone.now()
+        self.storage.current_step = last_step
+        with transaction.atomic():
+            self.storage.save(
+                answers=instrument.encode_answers(self.answers),
+                last_step=last_step,
+                updated_at=now,
+            )
+            audit.record(action="intake.draft.saved", request=self.request, obj=self.draft,
+                         detail={"step": step})
+
+    def render_done(self, form, **kwargs):
+        """Refuse incomplete drafts, re-validate every step, then submit (formtools' contract)."""
+        missing = services.incomplete_steps(self.answers, self.thresholds)
+        if missing:
+            form.add_error(None, _("Complete these sections before submitting: %(steps)s.") % {
+                "steps": ", ".join(step.title for step in missing)
+            })
+            return self.render(form)
+        for slug in self.get_form_list():
+            step_form = self.get_form(slug, data=self.storage.get_step_data(slug))
+            if not step_form.is_valid():
+                self.storage.current_step = slug
+                return redirect(self.get_step_url(slug) + "?check=1")
+        response = self.done(None)
+        self.storage.reset()
+        return response
+
+    def done(self, form_list, **kwargs):
+        """Submit the draft through the service and redirect to the screening (never render)."""
+        try:
+            screening = services.submit_screening(
+                draft_id=self.draft.pk, user=self.request.user, request=self.request
+            )
+        except services.IntakeError as error:
+            messages.error(self.request, str(error))
+            return redirect(self.get_step_url(REVIEW))
+        return redirect(screening)
+
+    # -- context -----------------------------------------------------------
+
+    def get_context_data(self, form, **kwargs):
+        context = super().get_context_data(form=form, **kwargs)
+        step = self.steps.current
+        form_list = list(self.get_form_list())
+        flags = preview_flags(self.answers, self.thresholds)
+        return_to = self.request.POST.get("return_to") or self.request.GET.get("return")
+        context.update(
+            draft=self.draft,
+            step=instrument.STEPS_BY_SLUG[step],
+            step_number=form_list.index(step) + 1,
+            step_count=len(form_list),
+            sections=self.sections(form_list, step),
+            prev_step=self.get_prev_step(step),
+            return_to=REVIEW if return_to == REVIEW and step != REVIEW else "",
+            patient_name=" ".join(
+                part for part in (self.answers.get("first_name"), self.answers.get("last_name"))
+                if part
+            ),
+            urgent_flags=urgent_flags(flags),
+            suicide_protocol=settings.SUICIDE_SAFETY_PROTOCOL,
+            error_summary=error_summary(form),
+            on_review=step == REVIEW,
+            wizard_config={
+                "visibility": instrument.visibility_json(self.thresholds),
+                "answers": js_answers(earlier_answers(self.answers, step)),
+                "exclusive": sorted(instrument.EXCLUSIVE_KEYS),
+            },
+        )
+        if step == REVIEW:
+            context.update(review_context(self, flags))
+        return context
+
+    def sections(self, form_list, current):
+        stored = self.storage.data[self.storage.step_data_key]
+        result = []
+        for number, slug in enumerate(form_list, start=1):
+            step = instrument.STEPS_BY_SLUG[slug]
+            complete = slug != REVIEW and instrument.step_complete(
+                step, self.answers, self.thresholds
+            )
+            result.append({
+                "slug": slug,
+                "number": number,
+                "title": step.title,
+                "url": self.get_step_url(slug),
+                "current": slug == current,
+                "complete": complete and slug in stored,
+                "visited": slug in stored,
+            })
+        return result
+
+
+def error_summary(form):
+    """Return ``[(anchor id, label, messages)]`` for the error summary at the top of a step."""
+    if not form.is_bound or not form.errors:
+        return []
+    summary = []
+    for name, errors in form.errors.items():
+        if name == "__all__":
+            summary.append(("", "", list(errors)))
+            continue
+        bound = form[name]
+        q = instrument.question(name)
+        anchor = bound.id_for_label or bound.auto_id
+        if q.type == instrument.MED_LIST:
+            anchor = f"{bound.auto_id}-0-name"
+        summary.append((anchor, q.label, list(errors)))
+    return summary
+
+
+UNSURE_KEYS = {"unsure"}
+
+
+def is_unsure(code, value):
+    """Return whether an answer is (or includes) "unsure"."""
+    if isinstance(value, list):
+        return any(key in UNSURE_KEYS for key in value if isinstance(key, str))
+    return value in UNSURE_KEYS
+
+
+DERIVED_LABELS = (
+    ("age", gettext_lazy("Age (years)"), gettext_lazy("Not computed: needs the date of birth.")),
+    ("bmi", gettext_lazy("BMI (kg/m²)"), gettext_lazy("Not computed: needs weight and height.")),
+    ("bp_rest_sbp", gettext_lazy("Rested systolic BP (mmHg)"),
+     gettext_lazy("Not computed: needs the blood pressure.")),
+    ("bp_rest_dbp", gettext_lazy("Rested diastolic BP (mmHg)"),
+     gettext_lazy("Not computed: needs the blood pressure.")),
+    ("audc_total", gettext_lazy("AUDIT-C total"),
+     gettext_lazy("Not computed: needs the AUDIT-C items.")),
+    ("phq9_total", gettext_lazy("PHQ-9 total"),
+     gettext_lazy("Not computed: needs all nine PHQ-9 items.")),
+    ("gad7_total", gettext_lazy("GAD-7 total"),
+     gettext_lazy("Not computed: needs all seven GAD-7 items.")),
+    ("stopbang_score", gettext_lazy("STOP-Bang score"),
+     gettext_lazy("Not computed: STOP-Bang is asked only when sleep apnea is not diagnosed "
+                  "or its diagnosis is unsure.")),
+)
+
+
+def derived_rows(answers, thresholds):
+    """Return ``[(label, value or None, why missing)]`` for the derived values (section 4)."""
+    try:
+        derived = rules.derive(answers, now=timezone.localtime(), thresholds=thresholds)
+    except NotImplementedError:
+        return None
+    rows = []
+    for name, label, why in DERIVED_LABELS:
+        value = derived.get(name)
+        if name == "stopbang_score" and value is not None and derived.get("stopbang_unknown"):
+            value = _("%(score)s (items not scored: %(items)s)") % {
+                "score": value, "items": ", ".join(derived["stopbang_unknown"])
+            }
+        rows.append((label, value, why))
+    return rows
+
+
+def review_sections(wizard):
+    """Return every shown answer grouped by step, with "Unsure" and missing answers marked."""
+    answers = wizard.answers
+    tz = timezone.get_current_timezone()
+    sections = []
+    for slug in wizard.get_form_list():
+        if slug == REVIEW:
+            continue
+        step = instrument.STEPS_BY_SLUG[slug]
+        rows = []
+        for q in step.questions:
+            if not instrument.is_shown(q.code, answers, wizard.thresholds):
+                continue
+            value = answers.get(q.code)
+            if q.code not in answers:
+                if q.type == instrument.BOOL or q.required:
+                    rows.append({"label": q.label, "missing": True})
+                continue
+            row = {"label": q.label, "code": q.code, "unsure": is_unsure(q.code, value)}
+            if q.type == instrument.MED_LIST:
+                row["medications"] = [
+                    {**med, "classes": [lexicon.class_label(key)
+                                        for key in lexicon.classify(med["name"])]}
+                    for med in value
+                ]
+            else:
+                row["display"] = instrument.display_value(q.code, value, tz)
+            rows.append(row)
+        sections.append({
+            "slug": slug,
+            "title": step.title,
+            "url": wizard.get_step_url(slug) + "?return=review",
+            "complete": instrument.step_complete(step, answers, wizard.thresholds),
+            "rows": rows,
+        })
+    return sections
+
+
+def plausibility_warnings(wizard):
+    """Return messages for accepted out-of-band vitals and the benzodiazepine note (3.7)."""
+    warnings = []
+    accepted = wizard.storage.extra_data.get(PLAUSIBILITY_ACCEPTED, {})
+    for code, value in accepted.items():
+        q = instrument.question(code)
+        if code in wizard.answers and str(wizard.answers[code]) == value:
+            warnings.append(
+                _("%(label)s: %(value)s is outside the usual range (%(min)s to %(max)s); "
+                  "it was confirmed on re-entry.")
+                % {"label": q.label, "value": value, "min": q.plausible_min,
+                   "max": q.plausible_max}
+            )
+    meds = wizard.answers.get("medications") or []
+    if "med_benzo_dzeq" in wizard.answers and not any(
+        "benzodiazepine" in lexicon.classify(med["name"]) for med in meds
+    ):
+        warnings.append(_(
+            "A diazepam-equivalent dose was entered, but no listed medicine was recognized as "
+            "a benzodiazepine. Check the spelling of the medication names."
+        ))
+    return warnings
+
+
+def review_context(wizard, flags):
+    """Return the extra context of the review step."""
+    incomplete = services.incomplete_steps(wizard.answers, wizard.thresholds)
+    ordered = sorted(
+        flags or (), key=lambda flag: (not flag.urgent, rules.SEVERITY_ORDER[flag.severity])
+    )
+    return {
+        "review_sections": review_sections(wizard),
+        "derived_rows": derived_rows(wizard.answers, wizard.thresholds),
+        "incomplete_steps": [
+            {"title": step.title, "url": wizard.get_step_url(step.slug) + "?return=review"}
+            for step in incomplete
+        ],
+        "flags": ordered,
+        "flags_available": flags is not None,
+        "plausibility_warnings": plausibility_warnings(wizard),
+    }

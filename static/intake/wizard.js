@@ -1,0 +1,227 @@
+/* Wizard behaviour: show/hide questions, exclusive boxes, medication rows, submit once.
+ *
+ * Progressive enhancement only. Without this script every question shows and the
+ * server applies the same conditions (it is the authority and drops hidden answers).
+ * The conditions come from the instrument (visibility JSON), never from this file.
+ */
+(function () {
+  "use strict";
+
+  var form = document.querySelector("form[data-wizard]");
+  var configElement = document.getElementById("wizard-config");
+  if (!form || !configElement) {
+    return;
+  }
+  var config = JSON.parse(configElement.textContent);
+  var conditions = config.visibility.questions || {};
+  var known = config.answers || {};
+  var exclusive = config.exclusive || [];
+  var step = form.getAttribute("data-step");
+
+  function wrapperFor(code) {
+    return form.querySelector('[data-question="' + code + '"]');
+  }
+
+  function inputsFor(code) {
+    return form.querySelectorAll('[name="' + step + "-" + code + '"]');
+  }
+
+  function readValue(code) {
+    var wrapper = wrapperFor(code);
+    if (!wrapper) {
+      return Object.prototype.hasOwnProperty.call(known, code) ? known[code] : undefined;
+    }
+    if (wrapper.hidden) {
+      return undefined;
+    }
+    var type = wrapper.getAttribute("data-type");
+    var inputs = Array.prototype.slice.call(inputsFor(code));
+    if (type === "bool") {
+      return inputs.length ? inputs[0].checked : undefined;
+    }
+    if (type === "multi") {
+      var keys = inputs.filter(function (input) { return input.checked; })
+        .map(function (input) { return input.value; });
+      return keys.length ? keys : undefined;
+    }
+    if (type === "yn" || type === "ynu" || type === "single" || type === "scale") {
+      var chosen = inputs.filter(function (input) { return input.checked; })[0];
+      if (!chosen) {
+        return undefined;
+      }
+      return type === "scale" ? Number(chosen.value) : chosen.value;
+    }
+    if (!inputs.length || inputs[0].value.trim() === "") {
+      return undefined;
+    }
+    if (type === "int" || type === "decimal") {
+      var number = Number(inputs[0].value);
+      return isNaN(number) ? undefined : number;
+    }
+    return inputs[0].value;
+  }
+
+  function holds(condition) {
+    var value;
+    switch (condition.op) {
+      case "in":
+        value = readValue(condition.code);
+        return value !== undefined && condition.values.indexOf(value) !== -1;
+      case "includes_any":
+        value = readValue(condition.code);
+        return Array.isArray(value) && condition.values.some(function (key) {
+          return value.indexOf(key) !== -1;
+        });
+      case "compare":
+        value = readValue(condition.code);
+        if (typeof value !== "number") {
+          return false;
+        }
+        switch (condition.cmp) {
+          case ">": return value > condition.value;
+          case ">=": return value >= condition.value;
+          case "<": return value < condition.value;
+          case "<=": return value <= condition.value;
+        }
+        return false;
+      case "not":
+        return !holds(condition.arg);
+      case "any":
+        return condition.args.some(holds);
+      case "all":
+        return condition.args.every(holds);
+    }
+    return true;
+  }
+
+  function setShown(wrapper, shown) {
+    wrapper.hidden = !shown;
+    Array.prototype.forEach.call(
+      wrapper.querySelectorAll("input, select, textarea, button"),
+      function (control) { control.disabled = !shown; }
+    );
+  }
+
+  function update() {
+    // Document order is wizard order; every condition refers to earlier questions.
+    Array.prototype.forEach.call(form.querySelectorAll("[data-question]"), function (wrapper) {
+      var condition = conditions[wrapper.getAttribute("data-question")];
+      setShown(wrapper, !condition || holds(condition));
+    });
+  }
+
+  function onExclusiveChange(input) {
+    if (!input.checked) {
+      return;
+    }
+    var group = form.querySelectorAll('input[type="checkbox"][name="' + input.name + '"]');
+    var isExclusive = exclusive.indexOf(input.value) !== -1;
+    Array.prototype.forEach.call(group, function (other) {
+      if (other === input) {
+        return;
+      }
+      if (isExclusive || exclusive.indexOf(other.value) !== -1) {
+        other.checked = false;
+      }
+    });
+  }
+
+  form.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.matches && target.matches('input[type="checkbox"][data-exclusive-group]')) {
+      onExclusiveChange(target);
+    }
+    update();
+  });
+  form.addEventListener("input", update);
+
+  // Medication rows: add and remove without a round trip.
+  Array.prototype.forEach.call(form.querySelectorAll("[data-med-list]"), function (list) {
+    var body = list.querySelector("tbody");
+    var addButton = list.querySelector("[data-med-add]");
+    var maxRows = Number(list.getAttribute("data-max-rows"));
+    var name = list.getAttribute("data-name");
+    var idBase = list.getAttribute("data-id");
+
+    function rows() {
+      return body.querySelectorAll("[data-med-row]");
+    }
+
+    function refresh() {
+      var all = rows();
+      Array.prototype.forEach.call(all, function (row) {
+        row.querySelector("[data-med-remove]").hidden = all.length < 2;
+      });
+      addButton.hidden = all.length >= maxRows;
+    }
+
+    function nextIndex() {
+      var highest = -1;
+      Array.prototype.forEach.call(body.querySelectorAll("input[name]"), function (input) {
+        var match = input.name.match(/-(\d+)-(name|dose|frequency)$/);
+        if (match) {
+          highest = Math.max(highest, Number(match[1]));
+        }
+      });
+      return highest + 1;
+    }
+
+    addButton.addEventListener("click", function () {
+      var all = rows();
+      var template = all[all.length - 1];
+      var row = template.cloneNode(true);
+      var index = nextIndex();
+      var number = all.length + 1;
+      Array.prototype.forEach.call(row.querySelectorAll("input"), function (input) {
+        var part = input.name.replace(/^.*-(name|dose|frequency)$/, "$1");
+        input.name = name + "-" + index + "-" + part;
+        input.id = idBase + "-" + index + "-" + part;
+        input.value = "";
+        var label = row.querySelector('label[for="' + input.id + '"]') ||
+          input.parentNode.querySelector("label");
+        label.htmlFor = input.id;
+        label.textContent = label.textContent.replace(/\d+/, String(number));
+      });
+      body.appendChild(row);
+      refresh();
+      row.querySelector("input").focus();
+    });
+
+    body.addEventListener("click", function (event) {
+      var button = event.target.closest("[data-med-remove]");
+      if (!button) {
+        return;
+      }
+      var row = button.closest("[data-med-row]");
+      var next = row.nextElementSibling || row.previousElementSibling;
+      row.parentNode.removeChild(row);
+      refresh();
+      if (next) {
+        next.querySelector("input").focus();
+      }
+    });
+
+    refresh();
+  });
+
+  // Submit the screening once, however often the button is pressed.
+  var submitting = false;
+  form.addEventListener("submit", function (event) {
+    var submitter = event.submitter;
+    if (submitter && submitter.hasAttribute("data-submit-once")) {
+      if (submitting) {
+        event.preventDefault();
+        return;
+      }
+      submitting = true;
+      submitter.setAttribute("aria-disabled", "true");
+    }
+  });
+
+  var summary = document.getElementById("error-summary");
+  if (summary) {
+    summary.focus();
+  }
+
+  update();
+})();

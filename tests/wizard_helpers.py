@@ -1,0 +1,82 @@
+"""Helpers that drive the wizard through Django's test client with typed answers."""
+
+import datetime as dt
+
+from django.urls import reverse
+from django.utils import timezone
+
+from intake import instrument
+from intake.models import Draft
+
+
+def step_url(draft, slug):
+    return reverse("intake:wizard_step", kwargs={"draft_id": draft.pk, "step": slug})
+
+
+def post_data(slug, answers, **extra):
+    """Return the POST body of step ``slug`` answering with the typed ``answers``."""
+    data = {}
+    for q in instrument.STEPS_BY_SLUG[slug].questions:
+        if q.code not in answers:
+            continue
+        name = f"{slug}-{q.code}"
+        value = answers[q.code]
+        if q.type == instrument.MULTI:
+            data[name] = list(value)
+        elif q.type == instrument.BOOL:
+            if value:
+                data[name] = "on"
+        elif q.type == instrument.DATE:
+            data[name] = value.isoformat()
+        elif q.type == instrument.DATETIME:
+            data[name] = timezone.localtime(value).strftime("%Y-%m-%dT%H:%M")
+        elif q.type == instrument.MED_LIST:
+            for index, row in enumerate(value):
+                for key in instrument.MED_ROW_KEYS:
+                    data[f"{name}-{index}-{key}"] = row[key]
+        else:
+            data[name] = str(value)
+    data.update(extra)
+    return data
+
+
+def start(client):
+    """Start a draft through the home page's POST and return it."""
+    response = client.post(reverse("intake:new_screening"))
+    assert response.status_code == 302
+    return Draft.objects.latest("pk")
+
+
+def applicable_steps(answers, thresholds=None):
+    from intake import thresholds as threshold_defaults
+
+    values = thresholds or dict(threshold_defaults.DEFAULTS)
+    return [
+        step.slug
+        for step in instrument.STEPS
+        if instrument.step_applies(step, answers, values)
+    ]
+
+
+def complete(client, draft, answers):
+    """Post every applicable step with ``answers`` (review last) and return the last response."""
+    response = None
+    for slug in applicable_steps(answers):
+        response = client.post(step_url(draft, slug), post_data(slug, answers))
+        assert response.status_code == 302, (slug, errors_of(response))
+    return response
+
+
+def errors_of(response):
+    context = getattr(response, "context", None)
+    if not context or "form" not in context:
+        return None
+    return context["form"].errors
+
+
+def naive_now():
+    return timezone.localtime().replace(tzinfo=None, second=0, microsecond=0)
+
+
+def hours_ago(hours):
+    return timezone.now() - dt.timedelta(hours=hours)
