@@ -1,0 +1,128 @@
+"""Idle timeout in headless Chromium with a 12-second session: warning, keep-alive, sign-out."""
+
+import pytest
+from django.contrib.auth import logout
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template import engines
+from django.test import Client
+from django.urls import include, path, reverse
+from playwright.sync_api import sync_playwright
+
+ARTIFACTS = "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+# A stand-in for a wizard step: the contract idle.js relies on is a
+# form[data-autosave] with an "autosave" input and a "wizard_save_exit" button.
+AUTOSAVE_PAGE = """{% extends "base.html" %}
+{% block content %}
+<form method="post" data-autosave>{% csrf_token %}
+  <label for="answer">Answer</label><input id="answer" name="answer" required>
+  <input type="hidden" name="autosave" value="0">
+  <button type="submit" name="wizard_save_exit" value="1">Save and exit</button>
+</form>
+{% endblock content %}"""
+PLAIN_PAGE = """{% extends "base.html" %}
+{% block content %}<p>A signed-in page.</p>{% endblock content %}"""
+RECEIVED = []
+
+
+def render_string(request, source):
+    return HttpResponse(engines["django"].from_string(source).render({}, request))
+
+
+def plain_page(request):
+    return render_string(request, PLAIN_PAGE)
+
+
+def autosave_step(request):
+    if request.method == "POST":
+        RECEIVED.append(dict(request.POST.items()))
+        logout(request)
+        return redirect(f"{reverse('login')}?next={request.path}")
+    return render_string(request, AUTOSAVE_PAGE)
+
+
+urlpatterns = [
+    path("e2e/page/", plain_page),
+    path("e2e/autosave/", autosave_step),
+    path("", include("intake.urls")),
+]
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def idle_app(settings, live_server, django_user_model):
+    """Serve the app with a 12-second idle timeout and return a signed-in session cookie."""
+    settings.ROOT_URLCONF = __name__
+    settings.SESSION_COOKIE_AGE = 12
+    settings.IDLE_WARNING_SECONDS = 6
+    user = django_user_model.objects.create_user(username="idle-nurse", password="x" * 16)
+    client = Client()
+    client.force_login(user)
+    RECEIVED.clear()
+    return live_server.url, client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def browser_page(playwright, base_url, session_key):
+    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    context = browser.new_context()
+    context.add_cookies([{"name": "sessionid", "value": session_key, "url": base_url}])
+    page = context.new_page()
+    problems = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on(
+        "console",
+        lambda message: problems.append(message.text) if message.type == "error" else None,
+    )
+    return browser, page, problems
+
+
+def test_warning_dialog_keeps_the_session_then_signs_out_when_idle(idle_app):
+    base_url, session_key = idle_app
+    with sync_playwright() as playwright:
+        browser, page, problems = browser_page(playwright, base_url, session_key)
+        page.goto(base_url + "/e2e/page/")
+        dialog = page.locator("#idle-dialog")
+        assert not dialog.is_visible()
+
+        page.wait_for_selector("#idle-dialog[open]", timeout=10_000)
+        assert dialog.get_attribute("role") == "alertdialog"
+        assert page.evaluate("document.activeElement.hasAttribute('data-idle-stay')")
+        assert page.locator("[data-idle-countdown]").inner_text().startswith("0:0")
+        page.screenshot(path=f"{ARTIFACTS}/idle_warning.png")
+
+        with page.expect_response(lambda r: r.url.endswith("/session/keepalive/")) as info:
+            page.get_by_role("button", name="Stay signed in").click()
+        assert info.value.status == 204
+        page.wait_for_selector("#idle-dialog:not([open])", state="attached", timeout=2_000)
+
+        page.wait_for_url(f"{base_url}/accounts/login/?next=%2Fe2e%2Fpage%2F", timeout=20_000)
+        page.goto(base_url + "/e2e/page/")
+        assert page.url.startswith(base_url + "/accounts/login/")
+        assert problems == []
+        browser.close()
+
+
+def test_idle_wizard_step_is_saved_before_sign_out(idle_app):
+    base_url, session_key = idle_app
+    with sync_playwright() as playwright:
+        browser, page, problems = browser_page(playwright, base_url, session_key)
+        page.goto(base_url + "/e2e/autosave/")
+        page.fill("#answer", "")
+
+        page.wait_for_url(f"{base_url}/accounts/login/?next=/e2e/autosave/", timeout=20_000)
+        assert problems == []
+        browser.close()
+
+    assert len(RECEIVED) == 1
+    assert RECEIVED[0]["autosave"] == "1"
+    assert RECEIVED[0]["wizard_save_exit"] == "1"
