@@ -1,0 +1,622 @@
+"""The review panel in the admin: the permission ladder for every URL and action, the queue."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from intake import reviews, thresholds
+from intake.models import (
+    AuditEvent,
+    Determination,
+    Review,
+    Role,
+    Screening,
+    ThresholdSet,
+)
+from tests.conftest import PASSWORD
+from tests.review_data import days_ago, flagged_screening
+
+pytestmark = pytest.mark.django_db
+
+LADDER = ("anonymous", "staff", "clinician", "clinic_admin")
+
+
+@pytest.fixture
+def ladder(make_user):
+    """Return the users of the permission ladder by name (None for anonymous)."""
+    return {
+        "anonymous": None,
+        "staff": make_user("staff", Role.INTAKE_STAFF),
+        "clinician": make_user("clin", Role.CLINICIAN),
+        "clinic_admin": make_user("boss", Role.CLINIC_ADMIN),
+    }
+
+
+def signed(screening, user):
+    reviews.record_review(
+        screening_id=screening.pk,
+        user=user,
+        determination_id=Determination.objects.first().pk,
+        note="Reviewed.",
+        acknowledged_rule_ids=[f.rule_id for f in reviews.flags_to_acknowledge(screening)],
+        password=PASSWORD,
+    )
+    return screening
+
+
+def admin_url(name, *args):
+    return reverse(f"admin:{name}", args=args)
+
+
+def screening_for(users):
+    return flagged_screening(users["staff"], ["SUI-01", "BP-01"])
+
+
+def review_post(screening):
+    return {
+        "ack_SUI-01": "on",
+        "determination": Determination.objects.first().pk,
+        "note": "Called the patient; plan in chart.",
+        "password": PASSWORD,
+    }
+
+
+# Each case: (setup(users) -> (method, url, data), {role: expected}, check(users, response)).
+# Expected: "login" (redirect to the admin login), an HTTP status, or "ok" (status checked by
+# the case's own check).
+
+
+def case_index(users):
+    return "get", admin_url("index"), None
+
+
+def case_changelist(users):
+    screening_for(users)
+    return "get", admin_url("intake_screening_changelist"), None
+
+
+def case_change(users):
+    return "get", admin_url("intake_screening_change", screening_for(users).pk), None
+
+
+def case_change_post(users):
+    return "post", admin_url("intake_screening_change", screening_for(users).pk), {"x": "1"}
+
+
+def case_add(users):
+    return "get", admin_url("intake_screening_add"), None
+
+
+def case_delete(users):
+    return "post", admin_url("intake_screening_delete", screening_for(users).pk), {"post": "yes"}
+
+
+def case_history(users):
+    return "get", admin_url("intake_screening_history", screening_for(users).pk), None
+
+
+def case_claim(users):
+    return "post", admin_url("intake_screening_claim", screening_for(users).pk), {}
+
+
+def case_review_get(users):
+    return "get", admin_url("intake_screening_review", screening_for(users).pk), None
+
+
+def case_review_post(users):
+    screening = screening_for(users)
+    return "post", admin_url("intake_screening_review", screening.pk), review_post(screening)
+
+
+def case_addendum_get(users):
+    screening = signed(screening_for(users), users["clinician"])
+    return "get", admin_url("intake_screening_addendum", screening.pk), None
+
+
+def case_addendum_post(users):
+    screening = signed(screening_for(users), users["clinician"])
+    data = {"text": "Spoke to the GP.", "password": PASSWORD}
+    return "post", admin_url("intake_screening_addendum", screening.pk), data
+
+
+def case_unlock_get(users):
+    screening = signed(screening_for(users), users["clinician"])
+    return "get", admin_url("intake_screening_unlock", screening.pk), None
+
+
+def case_unlock_post(users):
+    screening = signed(screening_for(users), users["clinician"])
+    return "post", admin_url("intake_screening_unlock", screening.pk), {"reason": "Wrong chart"}
+
+
+def case_export(users):
+    screening = screening_for(users)
+    data = {"action": "export_csv", "_selected_action": [screening.pk], "index": "0"}
+    return "post", admin_url("intake_screening_changelist"), data
+
+
+def case_thresholds_changelist(users):
+    return "get", admin_url("intake_thresholdset_changelist"), None
+
+
+def case_thresholds_add_get(users):
+    return "get", admin_url("intake_thresholdset_add"), None
+
+
+def case_thresholds_add_post(users):
+    data = {name: str(value) for name, value in thresholds.DEFAULTS.items()}
+    data.update(hr_review="125", note="Protocol update")
+    return "post", admin_url("intake_thresholdset_add"), data
+
+
+def case_thresholds_change_get(users):
+    version = ThresholdSet.objects.create(version=1, values=dict(thresholds.DEFAULTS))
+    return "get", admin_url("intake_thresholdset_change", version.pk), None
+
+
+def case_thresholds_change_post(users):
+    version = ThresholdSet.objects.create(version=1, values=dict(thresholds.DEFAULTS))
+    return "post", admin_url("intake_thresholdset_change", version.pk), {"note": "edited"}
+
+
+def case_determination_add_get(users):
+    return "get", admin_url("intake_determination_add"), None
+
+
+def case_determination_add_post(users):
+    data = {"label": "Needs cardiology opinion", "position": "9", "active": "on"}
+    return "post", admin_url("intake_determination_add"), data
+
+
+def case_determination_change_get(users):
+    return "get", admin_url("intake_determination_change", Determination.objects.first().pk), None
+
+
+def case_determination_change_post(users):
+    determination = Determination.objects.get(label="Referred elsewhere")
+    data = {"label": determination.label, "position": "3"}  # "active" unticked: deactivate
+    return "post", admin_url("intake_determination_change", determination.pk), data
+
+
+def case_determination_delete(users):
+    determination = Determination.objects.first()
+    return "post", admin_url("intake_determination_delete", determination.pk), {"post": "yes"}
+
+
+def case_audit_changelist(users):
+    return "get", admin_url("intake_auditevent_changelist"), None
+
+
+def case_audit_change(users):
+    event = AuditEvent.objects.create(action="intake.test.event")
+    return "get", admin_url("intake_auditevent_change", event.pk), None
+
+
+def case_audit_delete(users):
+    event = AuditEvent.objects.create(action="intake.test.event")
+    return "post", admin_url("intake_auditevent_delete", event.pk), {"post": "yes"}
+
+
+def case_user_changelist(users):
+    return "get", admin_url("auth_user_changelist"), None
+
+
+def case_user_add_post(users):
+    data = {
+        "username": "newnurse",
+        "usable_password": "true",
+        "password1": "a-long-enough-password-42",
+        "password2": "a-long-enough-password-42",
+        "role": "clinician",
+    }
+    return "post", admin_url("auth_user_add"), data
+
+
+def case_user_change_get(users):
+    return "get", admin_url("auth_user_change", users["staff"].pk), None
+
+
+def case_group_changelist(users):
+    return "get", admin_url("auth_group_changelist"), None
+
+
+def check_claimed(users, response):
+    screening = Screening.objects.get()
+    assert screening.status == Screening.Status.IN_REVIEW
+
+
+def check_signed(users, response):
+    assert response.status_code == 302
+    assert Screening.objects.get().status == Screening.Status.REVIEWED
+
+
+def check_amended(users, response):
+    assert response.status_code == 302
+    assert Screening.objects.get().status == Screening.Status.AMENDED
+
+
+def check_unlocked(users, response):
+    assert response.status_code == 302
+    assert Review.objects.get().is_void
+
+
+def check_csv(users, response):
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+
+
+def check_no_csv(users, response):
+    assert response.status_code in (200, 302)
+    assert not response["Content-Type"].startswith("text/csv")
+    assert not AuditEvent.objects.filter(action="intake.screening.exported").exists()
+
+
+def check_new_version(users, response):
+    assert response.status_code == 302
+    assert ThresholdSet.objects.get().values["hr_review"] == 125
+
+
+def check_added_determination(users, response):
+    assert response.status_code == 302
+    assert Determination.objects.filter(label="Needs cardiology opinion").exists()
+
+
+def check_deactivated(users, response):
+    assert response.status_code == 302
+    assert not Determination.objects.get(label="Referred elsewhere").active
+
+
+def check_user_created(users, response):
+    assert response.status_code == 302
+    user = get_user_model().objects.get(username="newnurse")
+    assert user.is_staff and not user.is_superuser
+    assert list(user.groups.values_list("name", flat=True)) == ["clinician"]
+
+
+def check_nothing_deleted(users, response):
+    assert response.status_code == 403
+
+
+LOGIN = {"anonymous": "login", "staff": "login"}
+BOTH_200 = {**LOGIN, "clinician": 200, "clinic_admin": 200}
+ADMIN_ONLY_200 = {**LOGIN, "clinician": 403, "clinic_admin": 200}
+NOBODY = {**LOGIN, "clinician": 403, "clinic_admin": 403}
+BOTH_OK = {**LOGIN, "clinician": "ok", "clinic_admin": "ok"}
+ADMIN_OK = {**LOGIN, "clinician": 403, "clinic_admin": "ok"}
+BOTH_405 = {**LOGIN, "clinician": 405, "clinic_admin": 405}
+BOTH_302 = {**LOGIN, "clinician": 302, "clinic_admin": 302}
+
+CASES = {
+    "index": (case_index, BOTH_200, None),
+    "screening changelist": (case_changelist, BOTH_200, None),
+    "screening change view": (case_change, BOTH_200, None),
+    "screening change POST": (case_change_post, BOTH_405, None),
+    "screening add": (case_add, NOBODY, None),
+    "screening delete": (case_delete, NOBODY, None),
+    "screening history": (case_history, BOTH_302, None),
+    "claim": (case_claim, BOTH_302, check_claimed),
+    "record review GET": (case_review_get, BOTH_200, None),
+    "record review POST": (case_review_post, BOTH_OK, check_signed),
+    "addendum GET": (case_addendum_get, BOTH_200, None),
+    "addendum POST": (case_addendum_post, BOTH_OK, check_amended),
+    "unlock GET": (case_unlock_get, ADMIN_ONLY_200, None),
+    "unlock POST": (case_unlock_post, ADMIN_OK, check_unlocked),
+    "export action": (case_export, {**LOGIN, "clinician": "no", "clinic_admin": "ok"}, check_csv),
+    "thresholds changelist": (case_thresholds_changelist, BOTH_200, None),
+    "thresholds add GET": (case_thresholds_add_get, ADMIN_ONLY_200, None),
+    "thresholds add POST": (case_thresholds_add_post, ADMIN_OK, check_new_version),
+    "thresholds change GET": (case_thresholds_change_get, BOTH_200, None),
+    "thresholds change POST": (case_thresholds_change_post, NOBODY, None),
+    "determination add GET": (case_determination_add_get, ADMIN_ONLY_200, None),
+    "determination add POST": (case_determination_add_post, ADMIN_OK, check_added_determination),
+    "determination change GET": (case_determination_change_get, BOTH_200, None),
+    "determination change POST": (case_determination_change_post, ADMIN_OK, check_deactivated),
+    "determination delete": (case_determination_delete, NOBODY, None),
+    "audit changelist": (case_audit_changelist, BOTH_200, None),
+    "audit change view": (case_audit_change, BOTH_200, None),
+    "audit delete": (case_audit_delete, NOBODY, None),
+    "user changelist": (case_user_changelist, ADMIN_ONLY_200, None),
+    "user change GET": (case_user_change_get, ADMIN_ONLY_200, None),
+    "user add POST": (case_user_add_post, ADMIN_OK, check_user_created),
+    "group changelist": (case_group_changelist, ADMIN_ONLY_200, None),
+}
+
+
+@pytest.mark.parametrize("role", LADDER)
+@pytest.mark.parametrize("case", list(CASES))
+def test_permission_ladder(client, ladder, case, role):
+    setup, expected, check = CASES[case]
+    method, url, data = setup(ladder)
+    if ladder[role] is not None:
+        client.force_login(ladder[role])
+    response = getattr(client, method)(url, data or {})
+    want = expected[role]
+    if want == "login":
+        assert response.status_code == 302
+        # Anonymous users meet the site login (LoginRequiredMiddleware), staff the admin's.
+        assert response.url.startswith((reverse("login"), reverse("admin:login")))
+    elif want == "ok":
+        check(ladder, response)
+    elif want == "no":
+        check_no_csv(ladder, response)
+    else:
+        assert response.status_code == want, response.content[:500]
+        if check is not None and want in (200, 302):
+            check(ladder, response)
+
+
+# -- the queue -----------------------------------------------------------------------
+
+
+def test_queue_lists_the_most_urgent_first_then_most_review_flags_then_oldest(
+    client, clinician, staff_user
+):
+    quiet_old = flagged_screening(staff_user, [], submitted_at=days_ago(9), last_name="Old")
+    two_review = flagged_screening(staff_user, ["BP-02", "HR-01"], last_name="Tworeview")
+    urgent = flagged_screening(staff_user, ["SUI-01"], submitted_at=days_ago(0), last_name="Urg")
+    one_review_old = flagged_screening(
+        staff_user, ["HR-01"], submitted_at=days_ago(5), last_name="Onerevold"
+    )
+    one_review_new = flagged_screening(
+        staff_user, ["BP-02"], submitted_at=days_ago(1), last_name="Onerevnew"
+    )
+    quiet_new = flagged_screening(staff_user, ["AGE-02"], submitted_at=days_ago(1), last_name="N")
+    client.force_login(clinician)
+    response = client.get(reverse("admin:intake_screening_changelist"))
+    shown = [row.pk for row in response.context["cl"].result_list]
+    expected = [urgent, two_review, one_review_old, one_review_new, quiet_old, quiet_new]
+    assert shown == [s.pk for s in expected]
+
+
+def test_queue_shows_flag_counts_as_text_badges_and_who_is_reviewing(client, clinician, staff_user):
+    screening = flagged_screening(staff_user, ["SUI-01", "BP-02", "BP-01", "AGE-02"])
+    clinician.first_name, clinician.last_name = "Sam", "Okafor"
+    clinician.save()
+    reviews.claim_screening(screening_id=screening.pk, user=clinician)
+    client.force_login(clinician)
+    html = client.get(reverse("admin:intake_screening_changelist")).content.decode()
+    for text in ("1 urgent", "2 review", "1 caution", "1 info", "In review by Sam Okafor"):
+        assert text in html
+    assert 'class="flag-badge flag-urgent"' in html
+    assert "style=" not in html.split('id="result_list"')[1]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("urgent=yes", {"Urgent"}),
+        ("urgent=no", {"Caution", "Quiet"}),
+        ("severity=caution", {"Caution"}),
+        ("severity=none", {"Quiet"}),
+        ("status__exact=submitted", {"Urgent", "Caution", "Quiet"}),
+        ("q=Caution", {"Caution"}),
+        ("q=MRN-9", {"Quiet"}),
+    ],
+)
+def test_queue_filters_and_search(client, clinician, staff_user, query, expected):
+    flagged_screening(staff_user, ["SUI-01"], last_name="Urgent")
+    flagged_screening(staff_user, ["BP-01"], last_name="Caution")
+    flagged_screening(staff_user, [], last_name="Quiet", mrn="MRN-9")
+    client.force_login(clinician)
+    response = client.get(reverse("admin:intake_screening_changelist") + "?" + query)
+    assert {s.patient_last_name for s in response.context["cl"].result_list} == expected
+
+
+def test_queue_searches_by_screening_number(client, clinician, staff_user):
+    flagged_screening(staff_user, [])
+    target = flagged_screening(staff_user, [], last_name="Target")
+    client.force_login(clinician)
+    response = client.get(reverse("admin:intake_screening_changelist") + f"?q={target.pk}")
+    assert [s.pk for s in response.context["cl"].result_list] == [target.pk]
+
+
+def _queue_queries(client, user):
+    client.force_login(user)
+    url = reverse("admin:intake_screening_changelist")
+    client.get(url)  # warm caches (content types, session)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_queue_query_count_is_the_same_for_1_and_200_screenings(
+    client, clinician, staff_user, make_user
+):
+    flagged_screening(staff_user, ["SUI-01"])
+    reviews.claim_screening(screening_id=Screening.objects.get().pk, user=clinician)
+    one = _queue_queries(client, clinician)
+    other_staff = make_user("staff2", Role.INTAKE_STAFF)
+    for index in range(199):
+        screening = flagged_screening(
+            other_staff if index % 2 else staff_user,
+            ["BP-02", "BP-01"] if index % 3 else [],
+            last_name=f"Patient{index}",
+        )
+        if index % 5 == 0:
+            reviews.claim_screening(screening_id=screening.pk, user=clinician)
+    assert Screening.objects.count() == 200
+    assert _queue_queries(client, clinician) == one
+
+
+def test_queue_has_no_add_or_delete(client, clinic_admin, staff_user):
+    flagged_screening(staff_user, [])
+    client.force_login(clinic_admin)
+    response = client.get(reverse("admin:intake_screening_changelist"))
+    actions = dict(response.context["action_form"].fields["action"].choices)
+    assert "delete_selected" not in actions
+    assert "export_csv" in actions
+    assert reverse("admin:intake_screening_add") not in response.content.decode()
+
+
+def test_clinicians_do_not_see_the_export_action(client, clinician, staff_user):
+    flagged_screening(staff_user, [])
+    client.force_login(clinician)
+    response = client.get(reverse("admin:intake_screening_changelist"))
+    form = response.context["action_form"]
+    assert form is None or "export_csv" not in dict(form.fields["action"].choices)
+
+
+# -- the screening page and the review form -----------------------------------------------
+
+
+def test_screening_page_shows_the_frozen_snapshot_read_only(client, clinician, staff_user):
+    screening = flagged_screening(staff_user, ["SUI-01", "BP-01"])
+    client.force_login(clinician)
+    response = client.get(reverse("admin:intake_screening_change", args=[screening.pk]))
+    html = response.content.decode()
+    for text in (
+        "Rivera, Alex",
+        "MRN-1001",
+        "SUI-01",
+        "Suicidal thoughts with a plan or intent were reported.",
+        "K12",
+        "Seated systolic",  # evidence shown as "label: value"
+        "Major depressive disorder",  # a choice label, not the key
+        "Record review",
+        "Claim for review",
+        "intake.screening.viewed",
+    ):
+        assert text in html, text
+    assert "<input" not in html.split('id="answers-title"')[1].split('id="history"')[0]
+    assert "Unlock" not in html
+
+
+def test_review_form_needs_each_flag_acknowledged_and_keeps_the_note(client, clinician, staff_user):
+    screening = flagged_screening(staff_user, ["SUI-01", "BP-02"])
+    client.force_login(clinician)
+    url = reverse("admin:intake_screening_review", args=[screening.pk])
+    data = review_post(screening)  # BP-02 not ticked
+    response = client.post(url, data)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Acknowledge this flag." in html
+    assert "Called the patient; plan in chart." in html
+    assert PASSWORD not in html
+    assert not Review.objects.exists()
+
+
+def test_review_form_preselects_no_determination(client, clinician, staff_user):
+    screening = flagged_screening(staff_user, ["SUI-01"])
+    client.force_login(clinician)
+    html = client.get(reverse("admin:intake_screening_review", args=[screening.pk])).content
+    assert b"checked" not in html
+    for determination in Determination.objects.filter(active=True):
+        assert determination.label.encode() in html
+
+
+def test_a_stale_second_signature_gets_a_clear_message_and_keeps_its_note(
+    client, make_user, staff_user
+):
+    first = make_user("first", Role.CLINICIAN)
+    first.first_name, first.last_name = "Sam", "First"
+    first.save()
+    second = make_user("second", Role.CLINICIAN)
+    screening = flagged_screening(staff_user, ["SUI-01"])
+    url = reverse("admin:intake_screening_review", args=[screening.pk])
+    client.force_login(second)
+    assert client.get(url).status_code == 200  # second opens the form...
+    signed(screening, first)  # ...first signs meanwhile
+    data = review_post(screening)
+    data["note"] = "Second clinician's careful note."
+    response = client.post(url, data)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "already signed by Sam First" in html
+    assert "Second clinician&#x27;s careful note." in html
+    assert Review.objects.get().clinician == first
+
+
+def test_signing_with_a_wrong_password_keeps_the_form(client, clinician, staff_user):
+    screening = flagged_screening(staff_user, ["SUI-01"])
+    client.force_login(clinician)
+    data = review_post(screening) | {"password": "not-my-password"}
+    response = client.post(reverse("admin:intake_screening_review", args=[screening.pk]), data)
+    assert "The password is not correct" in response.content.decode()
+    assert Screening.objects.get().status == Screening.Status.SUBMITTED
+
+
+def test_a_signed_screening_shows_locked_with_review_addendum_and_void_history(
+    client, clinician, clinic_admin, staff_user
+):
+    screening = signed(flagged_screening(staff_user, ["SUI-01"]), clinician)
+    reviews.unlock_screening(screening_id=screening.pk, user=clinic_admin, reason="Wrong chart")
+    signed(screening, clinician)
+    reviews.add_addendum(
+        screening_id=screening.pk, user=clinician, text="GP letter received.", password=PASSWORD
+    )
+    client.force_login(clinic_admin)
+    html = client.get(reverse("admin:intake_screening_change", args=[screening.pk])).content
+    html = html.decode()
+    assert "Signed and locked" in html
+    assert "VOID" in html and "Wrong chart" in html
+    assert "GP letter received." in html
+    assert "Record review" not in html
+    assert "Add addendum" in html and "Unlock" in html
+
+
+def test_recording_a_review_of_a_signed_screening_redirects_with_the_signer(
+    client, clinician, staff_user
+):
+    screening = signed(flagged_screening(staff_user, ["SUI-01"]), clinician)
+    client.force_login(clinician)
+    response = client.get(reverse("admin:intake_screening_review", args=[screening.pk]))
+    assert response.status_code == 302
+    assert response.url == reverse("admin:intake_screening_change", args=[screening.pk])
+
+
+# -- thresholds and users ---------------------------------------------------------------------
+
+
+def test_threshold_form_has_one_field_per_threshold_with_values_in_force(client, clinic_admin):
+    ThresholdSet.objects.create(version=3, values=dict(thresholds.DEFAULTS, hr_review=125))
+    client.force_login(clinic_admin)
+    response = client.get(reverse("admin:intake_thresholdset_add"))
+    form = response.context["form"]
+    assert set(thresholds.SPEC) <= set(form.fields)
+    assert form.fields["hr_review"].initial == 125
+    assert "beats/min" in form.fields["hr_review"].help_text
+    assert "HR-01, HR-02" in form.fields["hr_review"].help_text
+
+
+def test_threshold_form_rejects_impossible_combinations(client, clinic_admin):
+    client.force_login(clinic_admin)
+    data = {name: str(value) for name, value in thresholds.DEFAULTS.items()}
+    data.update(stopbang_high="3", note="x")
+    response = client.post(reverse("admin:intake_thresholdset_add"), data)
+    assert response.status_code == 200
+    assert "stopbang_high must be greater than stopbang_intermediate" in response.content.decode()
+    assert not ThresholdSet.objects.exists()
+
+
+def test_clinic_admins_cannot_grant_superuser_or_edit_a_superuser(client, clinic_admin, ladder):
+    client.force_login(clinic_admin)
+    target = ladder["staff"]
+    url = reverse("admin:auth_user_change", args=[target.pk])
+    response = client.get(url)
+    assert "is_superuser" not in response.context["adminform"].form.fields
+    data = {
+        "username": target.username,
+        "first_name": "",
+        "last_name": "",
+        "email": "",
+        "is_active": "on",
+        "role": "clinician",
+        "is_superuser": "on",
+        "is_staff": "on",
+    }
+    response = client.post(url, data)
+    assert response.status_code == 302
+    target.refresh_from_db()
+    assert not target.is_superuser
+    assert target.is_staff  # from the clinician role
+    assert list(target.groups.values_list("name", flat=True)) == ["clinician"]
+    assert AuditEvent.objects.filter(action="intake.user.changed").count() == 1
+    root = get_user_model().objects.create_superuser("root", password=PASSWORD)
+    response = client.post(
+        reverse("admin:auth_user_change", args=[root.pk]), {"username": "root", "role": ""}
+    )
+    assert response.status_code == 403
