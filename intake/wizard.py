@@ -392,6 +392,10 @@ class ScreeningWizard(NamedUrlWizardView):
         return result
 
 
+CHOICE_TYPES = {instrument.YN, instrument.YNU, instrument.SINGLE, instrument.SCALE,
+                instrument.MULTI}
+
+
 def error_summary(form):
     """Return ``[(anchor id, label, messages)]`` for the error summary at the top of a step."""
     if not form.is_bound or not form.errors:
@@ -404,7 +408,9 @@ def error_summary(form):
         bound = form[name]
         q = instrument.question(name)
         anchor = bound.id_for_label or bound.auto_id
-        if q.type == instrument.MED_LIST:
+        if q.type in CHOICE_TYPES:
+            anchor = bound.subwidgets[0].id_for_label
+        elif q.type == instrument.MED_LIST:
             anchor = f"{bound.auto_id}-0-name"
         summary.append((anchor, q.label, list(errors)))
     return summary

@@ -1,0 +1,300 @@
+"""Step forms built from the instrument: types, ranges, precision, exclusive keys, dates, meds."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from intake import instrument, thresholds
+from intake.forms import step_form_class
+from tests.factories import quiet_answers
+from tests.wizard_helpers import post_data
+
+DEFAULTS = dict(thresholds.DEFAULTS)
+
+
+def make_form(slug, data, context=None, acknowledged=None):
+    form_class = step_form_class(slug)
+    return form_class(
+        data=data,
+        prefix=slug,
+        context_answers=context if context is not None else {},
+        thresholds=DEFAULTS,
+        acknowledged=acknowledged,
+    )
+
+
+def step_answers(slug, **overrides):
+    answers = quiet_answers(**overrides)
+    return {code: answers[code] for code in instrument.STEPS_BY_SLUG[slug].codes if code in answers}
+
+
+def form_for(slug, context=None, acknowledged=None, extra=None, **overrides):
+    answers = quiet_answers(**overrides)
+    data = post_data(slug, answers)
+    data.update(extra or {})
+    earlier = context if context is not None else {
+        code: value for code, value in answers.items()
+        if instrument.STEP_SLUGS.index(instrument.step_of(code).slug)
+        < instrument.STEP_SLUGS.index(slug)
+    }
+    return make_form(slug, data, earlier, acknowledged)
+
+
+def test_every_step_builds_a_field_per_question_named_by_code():
+    for step in instrument.STEPS:
+        form = step_form_class(step.slug)(prefix=step.slug, thresholds=DEFAULTS)
+        assert list(form.fields) == list(step.codes)
+        assert form["first_name" if step.slug == "patient" else step.codes[0]].html_name == (
+            f"{step.slug}-{step.codes[0]}"
+        )
+
+
+@pytest.mark.parametrize("slug", [s.slug for s in instrument.STEPS if s.slug != "pregnancy"])
+def test_quiet_answers_validate_to_typed_values(slug):
+    form = form_for(slug)
+    assert form.is_valid(), form.errors
+    assert form.answers == step_answers(slug)
+
+
+def test_required_questions_are_reported_when_blank():
+    form = make_form("patient", {})
+    assert not form.is_valid()
+    assert set(form.errors) == {"first_name", "last_name", "date_of_birth", "sex_at_birth",
+                                "indication"}
+
+
+def test_optional_question_may_be_blank_and_is_absent():
+    form = form_for("patient", mrn=None)
+    assert form.is_valid()
+    assert "mrn" not in form.answers
+
+
+@pytest.mark.parametrize(
+    ("code", "value", "ok"),
+    [
+        ("vit_hr", "29", False),
+        ("vit_hr", "30", True),
+        ("vit_hr", "220", True),
+        ("vit_hr", "221", False),
+        ("vit_hr", "72.5", False),
+        ("vit_hr", "72.0", False),
+        ("vit_hr", "abc", False),
+        ("vit_spo2", "101", False),
+        ("vit_weight_kg", "80.25", False),
+        ("vit_weight_kg", "19.9", False),
+        ("vit_weight_kg", "80", True),
+        ("vit_bac", "0.0125", False),
+        ("vit_bac", "0.012", True),
+        ("vit_bac", "0.501", False),
+    ],
+)
+def test_hard_ranges_and_precision_are_enforced_never_rounded(code, value, ok):
+    form = form_for("vitals", extra={f"vitals-{code}": value})
+    assert form.is_valid() is ok, form.errors
+    if ok:
+        assert str(form.answers[code]) in {value, f"{value}.0"}
+
+
+def test_decimal_is_quantized_to_its_places():
+    form = form_for("vitals", extra={"vitals-vit_weight_kg": "80"})
+    assert form.is_valid()
+    assert form.answers["vit_weight_kg"] == Decimal("80.0")
+    assert str(form.answers["vit_weight_kg"]) == "80.0"
+
+
+def test_diastolic_must_be_lower_than_systolic():
+    form = form_for("vitals", vit_sbp=120, vit_dbp=120)
+    assert not form.is_valid()
+    assert "vit_dbp" in form.errors
+
+
+def test_repeat_bp_is_required_only_when_first_reading_is_high():
+    form = form_for("vitals", vit_sbp=150)
+    assert not form.is_valid()
+    assert {"vit_bp_repeat_sbp", "vit_bp_repeat_dbp"} <= set(form.errors)
+    form = form_for("vitals", vit_sbp=150, vit_bp_repeat_sbp=138, vit_bp_repeat_dbp=85)
+    assert form.is_valid(), form.errors
+
+
+def test_hidden_question_answer_is_dropped_not_validated():
+    form = form_for("vitals", extra={"vitals-vit_bp_repeat_sbp": "999"})
+    assert form.is_valid(), form.errors
+    assert "vit_bp_repeat_sbp" not in form.answers
+    assert "vit_bp_repeat_sbp" in form.hidden_codes
+
+
+@pytest.mark.parametrize("code", ["vit_sbp", "vit_dbp"])
+def test_implausible_vital_is_refused_once_then_accepted(code):
+    value = {"vit_sbp": 260, "vit_dbp": 35}[code]
+    overrides = {code: value}
+    if code == "vit_sbp":
+        overrides.update(vit_bp_repeat_sbp=130, vit_bp_repeat_dbp=80)
+    first = form_for("vitals", **overrides)
+    assert not first.is_valid()
+    assert "usual range" in first.errors[code][0]
+    assert first.plausibility_pending == {code: str(value)}
+    second = form_for("vitals", acknowledged=first.plausibility_pending, **overrides)
+    assert second.is_valid(), second.errors
+    assert second.answers[code] == value
+    assert second.plausibility_accepted == {code: str(value)}
+
+
+def test_a_different_implausible_value_needs_its_own_confirmation():
+    first = form_for("vitals", vit_dbp=35)
+    assert not first.is_valid()
+    second = form_for("vitals", acknowledged=first.plausibility_pending, vit_dbp=30)
+    assert not second.is_valid()
+
+
+@pytest.mark.parametrize(
+    ("code", "keys"),
+    [
+        ("liver_dx", ["none", "hepatitis"]),
+        ("eye_status", ["unsure", "glaucoma_controlled"]),
+        ("resp_lung", ["none", "copd"]),
+    ],
+)
+def test_exclusive_keys_cannot_be_combined(code, keys):
+    form = form_for("other_conditions", **{code: keys})
+    assert not form.is_valid()
+    assert "cannot be combined" in form.errors[code][0]
+
+
+def test_exclusive_lab_keys_cannot_be_combined():
+    form = form_for("substances", lab_uds=["not_done", "cannabis"])
+    assert not form.is_valid()
+    form = form_for("substances", lab_uds=["cannabis", "opioid"])
+    assert form.is_valid(), form.errors
+
+
+def test_multi_answer_is_stored_in_choice_order():
+    form = form_for("patient", indication=["ptsd", "aud"])
+    assert form.is_valid()
+    assert form.answers["indication"] == ["aud", "ptsd"]
+
+
+def test_scale_answer_is_an_int():
+    form = form_for("mood")
+    assert form.is_valid()
+    assert form.answers["phq9_1"] == 2 and isinstance(form.answers["phq9_1"], int)
+
+
+def test_date_of_birth_cannot_be_in_the_future():
+    tomorrow = timezone.localdate() + dt.timedelta(days=1)
+    form = form_for("patient", date_of_birth=tomorrow)
+    assert not form.is_valid()
+    assert "future" in form.errors["date_of_birth"][0]
+
+
+def test_age_must_be_at_most_120():
+    today = timezone.localdate()
+    form = form_for("patient", date_of_birth=today.replace(year=today.year - 121))
+    assert not form.is_valid()
+    form = form_for("patient", date_of_birth=today.replace(year=today.year - 120))
+    assert form.is_valid(), form.errors
+
+
+def test_past_event_not_after_screening_date_nor_before_birth():
+    today = timezone.localdate()
+    future = form_for("cardiovascular", cv_mi="yes", cv_mi_date=today + dt.timedelta(days=1))
+    assert not future.is_valid()
+    before_birth = form_for("cardiovascular", cv_mi="yes", cv_mi_date=dt.date(1980, 1, 1))
+    assert not before_birth.is_valid()
+    assert "date of birth" in before_birth.errors["cv_mi_date"][0]
+    fine = form_for("cardiovascular", cv_mi="yes", cv_mi_date=dt.date(2020, 5, 1))
+    assert fine.is_valid(), fine.errors
+
+
+def test_last_drink_cannot_be_in_the_future_and_is_aware_in_clinic_time():
+    base = {"audc_1": 2, "audc_2": 1, "audc_3": 0, "alc_last_drink_unknown": "no",
+            "alc_daily": "no", "alc_morning": "no", "aw_sx_now": ["none"],
+            "aw_hx_seizure": "no", "aw_hx_dt": "no", "aw_prior_episodes": 0}
+    later = timezone.now() + dt.timedelta(hours=3)
+    form = form_for("alcohol", alc_last_drink=later, **base)
+    assert not form.is_valid()
+    assert "future" in form.errors["alc_last_drink"][0]
+    form = form_for("alcohol", extra={"alcohol-alc_last_drink": "2024-03-01T21:30"}, **base)
+    assert form.is_valid(), form.errors
+    value = form.answers["alc_last_drink"]
+    assert value.tzinfo is not None
+    assert timezone.localtime(value).strftime("%Y-%m-%d %H:%M") == "2024-03-01 21:30"
+    assert str(timezone.localtime(value).tzinfo) == str(timezone.get_default_timezone())
+
+
+def test_med_list_drops_blank_rows_and_strips():
+    data = post_data("medications", quiet_answers(med_none=False, medications=[
+        {"name": "  Sertraline ", "dose": "50 mg", "frequency": "daily"},
+        {"name": "", "dose": "", "frequency": ""},
+        {"name": "Ibuprofen", "dose": "", "frequency": ""},
+    ]))
+    form = make_form("medications", data)
+    assert form.is_valid(), form.errors
+    assert form.answers["medications"] == [
+        {"name": "Sertraline", "dose": "50 mg", "frequency": "daily"},
+        {"name": "Ibuprofen", "dose": "", "frequency": ""},
+    ]
+    assert form.answers["med_none"] is False
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"name": "", "dose": "5 mg", "frequency": ""}, "name"),
+        ({"name": "x" * 201, "dose": "", "frequency": ""}, "200"),
+        ({"name": "Aspirin", "dose": "x" * 101, "frequency": ""}, "100"),
+        ({"name": "Aspirin", "dose": "", "frequency": "x" * 101}, "100"),
+    ],
+)
+def test_med_list_row_rules(row, message):
+    data = post_data("medications", quiet_answers(med_none=False, medications=[row]))
+    form = make_form("medications", data)
+    assert not form.is_valid()
+    assert message in " ".join(form.errors["medications"])
+
+
+def test_med_list_allows_at_most_50_rows():
+    rows = [{"name": f"Med {i}", "dose": "", "frequency": ""} for i in range(51)]
+    form = make_form("medications", post_data("medications", quiet_answers(
+        med_none=False, medications=rows)))
+    assert not form.is_valid()
+    rows = rows[:50]
+    form = make_form("medications", post_data("medications", quiet_answers(
+        med_none=False, medications=rows)))
+    assert form.is_valid(), form.errors
+
+
+def test_med_list_needs_a_row_unless_med_none():
+    form = make_form("medications", post_data("medications", quiet_answers(med_none=False)))
+    assert not form.is_valid()
+    assert "medications" in form.errors
+    form = make_form("medications", post_data("medications", quiet_answers(
+        med_none=True, medications=[{"name": "Aspirin", "dose": "", "frequency": ""}])))
+    assert form.is_valid(), form.errors
+    assert "medications" not in form.answers
+    assert form.answers["med_none"] is True
+
+
+def test_attestation_must_be_ticked():
+    assert not make_form("review", {}).is_valid()
+    assert make_form("review", {"review-staff_attestation": "on"}).is_valid()
+
+
+def test_text_is_stripped_and_whitespace_only_is_unanswered():
+    form = form_for("patient", extra={"patient-first_name": "  Ana  ", "patient-mrn": "   "})
+    assert form.is_valid()
+    assert form.answers["first_name"] == "Ana"
+    assert "mrn" not in form.answers
+    form = form_for("patient", extra={"patient-last_name": "   "})
+    assert not form.is_valid()
+
+
+def test_text_length_limit():
+    form = form_for("patient", extra={"patient-first_name": "x" * 101})
+    assert not form.is_valid()
+
+
+def test_unknown_choice_is_rejected():
+    form = form_for("patient", extra={"patient-sex_at_birth": "robot"})
+    assert not form.is_valid()

@@ -1,0 +1,453 @@
+"""The wizard driven through the test client: drafts, branching, navigation, submission."""
+
+import datetime as dt
+from decimal import Decimal
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+from django.utils.html import escape
+
+from intake import instrument, thresholds
+from intake.models import AuditEvent, Draft, Screening
+from tests.factories import quiet_answers
+from tests.wizard_helpers import applicable_steps, complete, post_data, start, step_url
+
+DEFAULTS = dict(thresholds.DEFAULTS)
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+def stored_field_names(draft):
+    draft.refresh_from_db()
+    names = set()
+    for data in (draft.wizard_state.get("step_data") or {}).values():
+        names |= set(data)
+    return names
+
+
+# ---------------------------------------------------------------------------
+# Completion and submission
+
+
+def test_full_completion_creates_one_screening_with_flags(staff_client, staff_user):
+    draft = start(staff_client)
+    answers = quiet_answers(cssrs_2="yes", cssrs_3="yes", cssrs_4="yes", cssrs_5="no")
+    response = complete(staff_client, draft, answers)
+    screening = Screening.objects.get()
+    assert response["Location"] == screening.get_absolute_url()
+    assert screening.submitted_by == staff_user
+    assert instrument.decode_answers(screening.answers) == answers
+    assert list(screening.flags.values_list("rule_id", flat=True))[:1] == ["SUI-01"]
+    draft.refresh_from_db()
+    assert draft.screening == screening
+
+
+def test_steps_follow_the_spec_order_and_skip_pregnancy_for_male(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers()
+    staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
+    response = staff_client.post(step_url(draft, "vitals"), post_data("vitals", answers))
+    assert response["Location"] == step_url(draft, "cardiovascular")
+    response = staff_client.get(step_url(draft, "pregnancy"))
+    assert response.status_code == 302
+
+
+def test_pregnancy_step_applies_for_female(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers(sex_at_birth="female")
+    staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
+    response = staff_client.post(step_url(draft, "vitals"), post_data("vitals", answers))
+    assert response["Location"] == step_url(draft, "pregnancy")
+
+
+def test_new_screening_get_changes_nothing(staff_client):
+    response = staff_client.get(reverse("intake:new_screening"))
+    assert response.status_code == 200
+    assert not Draft.objects.exists()
+
+
+def test_double_submission_creates_one_screening(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers()
+    complete(staff_client, draft, answers)
+    again = staff_client.post(step_url(draft, "review"), post_data("review", answers))
+    assert again.status_code == 302
+    screening = Screening.objects.get()
+    assert again["Location"] == screening.get_absolute_url()
+    refreshed = staff_client.get(step_url(draft, "review"))
+    assert refreshed["Location"] == screening.get_absolute_url()
+    assert Screening.objects.count() == 1
+
+
+def test_done_url_never_submits_on_get(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers()
+    for slug in applicable_steps(answers)[:-1]:
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    staff_client.get(step_url(draft, "done"))
+    assert not Screening.objects.exists()
+
+
+def test_incomplete_step_blocks_submission(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers()
+    for slug in applicable_steps(answers):
+        if slug == "substances":
+            continue
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    response = staff_client.post(step_url(draft, "review"), post_data("review", answers))
+    assert response.status_code == 200
+    assert "Other substances" in response.content.decode()
+    assert not Screening.objects.exists()
+
+
+def test_attestation_is_needed_to_submit(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers(staff_attestation=None)
+    for slug in applicable_steps(answers):
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    assert not Screening.objects.exists()
+
+
+def test_changing_a_section_after_attesting_needs_a_fresh_attestation(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers()
+    for slug in applicable_steps(answers)[:-1]:
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    staff_client.post(step_url(draft, "review"), post_data("review", answers, save_exit="1"))
+    draft.refresh_from_db()
+    assert draft.answers["staff_attestation"] is True
+    staff_client.post(step_url(draft, "logistics"), post_data("logistics", answers))
+    draft.refresh_from_db()
+    assert "staff_attestation" not in draft.answers
+
+
+# ---------------------------------------------------------------------------
+# Hidden questions never stored
+
+
+def sample_value(q):
+    """Return a plausible answer of question ``q``'s type."""
+    if q.type in (instrument.YN, instrument.YNU):
+        return "yes"
+    if q.type == instrument.SINGLE:
+        return q.choices[-1].key
+    if q.type == instrument.SCALE:
+        return 1
+    if q.type == instrument.MULTI:
+        return [next(c.key for c in q.choices if c.key not in instrument.EXCLUSIVE_KEYS)]
+    if q.type == instrument.INT:
+        return q.min_value
+    if q.type == instrument.DECIMAL:
+        return q.min_value
+    if q.type == instrument.DATE:
+        return dt.date(2020, 1, 1)
+    if q.type == instrument.DATETIME:
+        from django.utils import timezone
+
+        return timezone.now() - dt.timedelta(days=2)
+    if q.type == instrument.TEXT:
+        return "hidden text"
+    if q.type == instrument.MED_LIST:
+        return [{"name": "Hidden med", "dose": "1 mg", "frequency": "daily"}]
+    return True
+
+
+CONDITIONAL = [q for q in instrument.QUESTIONS.values() if q.shown_when is not None]
+PREGNANCY_CODES = instrument.STEPS_BY_SLUG["pregnancy"].codes
+
+
+def base_hiding(code):
+    """Return complete answers under which question ``code`` is hidden."""
+    if code in ("psy_ad_trials", "psy_neuromod"):
+        return quiet_answers(indication=["ptsd"], psy_ad_trials=None, psy_neuromod=None)
+    return quiet_answers()
+
+
+@pytest.mark.parametrize("q", CONDITIONAL, ids=[q.code for q in CONDITIONAL])
+def test_answer_to_hidden_question_is_never_stored(staff_client, q):
+    answers = base_hiding(q.code)
+    assert not instrument.is_shown(q.code, answers, DEFAULTS)
+    draft = start(staff_client)
+    slug = instrument.step_of(q.code).slug
+    with_hidden = {**answers, q.code: sample_value(q)}
+    for step in applicable_steps(answers):
+        data = post_data(step, with_hidden if step == slug else answers)
+        if step == slug:
+            # Posted as a browser without JavaScript would: the hidden field is filled in.
+            assert any(key.startswith(f"{slug}-{q.code}") for key in data)
+        response = staff_client.post(step_url(draft, step), data)
+        assert response.status_code == 302
+        draft.refresh_from_db()
+        if draft.screening_id is None:
+            assert q.code not in draft.answers
+            assert not any(name.startswith(f"{slug}-{q.code}") for name in stored_field_names(draft))
+    screening = Screening.objects.get()
+    assert q.code not in screening.answers
+    assert q.code not in str(screening.derived.get("evidence", ""))
+    for flag in screening.flags.all():
+        assert q.code not in str(flag.evidence)
+
+
+def test_skipped_pregnancy_step_answers_are_never_stored(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers()
+    staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
+    response = staff_client.post(step_url(draft, "pregnancy"), {"pregnancy-preg_potential": "yes"})
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert not set(PREGNANCY_CODES) & set(draft.answers)
+    assert not any(name.startswith("pregnancy-") for name in stored_field_names(draft))
+
+
+def test_answers_become_hidden_when_an_earlier_answer_changes(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers(
+        sex_at_birth="female", indication=["bipolar_depression"], preg_potential="yes",
+        preg_status="no", preg_planning="no", preg_contraception="yes", preg_breastfeeding="no",
+        lab_preg_test="negative", psy_mood_stabilizer="yes", cv_mi="yes",
+        cv_mi_date=dt.date(2021, 6, 1),
+    )
+    for slug in applicable_steps(answers)[:-1]:
+        assert staff_client.post(step_url(draft, slug), post_data(slug, answers)).status_code == 302
+    draft.refresh_from_db()
+    assert {"preg_status", "psy_mood_stabilizer", "cv_mi_date"} <= set(draft.answers)
+
+    changed = {**answers, "sex_at_birth": "male", "indication": ["depression"], "cv_mi": "no"}
+    staff_client.post(step_url(draft, "patient"), post_data("patient", changed))
+    staff_client.post(step_url(draft, "cardiovascular"),
+                      post_data("cardiovascular", changed))
+    draft.refresh_from_db()
+    for code in (*PREGNANCY_CODES, "psy_mood_stabilizer", "cv_mi_date"):
+        assert code not in draft.answers
+    names = stored_field_names(draft)
+    assert not any(name.startswith("pregnancy-") for name in names)
+    assert "psychiatric-psy_mood_stabilizer" not in names
+    assert "cardiovascular-cv_mi_date" not in names
+
+
+def test_newly_applicable_step_makes_review_list_it_incomplete(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers()
+    complete_until_review = applicable_steps(answers)[:-1]
+    for slug in complete_until_review:
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    staff_client.post(step_url(draft, "patient"),
+                      post_data("patient", {**answers, "sex_at_birth": "female"},
+                                return_to="review"))
+    response = staff_client.get(step_url(draft, "review"))
+    body = response.content.decode()
+    assert "Incomplete sections" in body
+    assert "Pregnancy and breastfeeding" in body
+
+
+# ---------------------------------------------------------------------------
+# Drafts: per screening, back, save and exit, resume
+
+
+def test_drafts_are_kept_per_screening_not_in_the_session(staff_client):
+    first = start(staff_client)
+    second = start(staff_client)
+    staff_client.post(step_url(first, "patient"),
+                      post_data("patient", quiet_answers(first_name="Ana")))
+    staff_client.post(step_url(second, "patient"),
+                      post_data("patient", quiet_answers(first_name="Ben")))
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.answers["first_name"] == "Ana"
+    assert second.answers["first_name"] == "Ben"
+    assert "Ana" in staff_client.get(step_url(first, "vitals")).content.decode()
+    assert "Ben" not in staff_client.get(step_url(first, "vitals")).content.decode()
+    assert not any(key.startswith("wizard_") for key in staff_client.session.keys())
+
+
+def test_back_keeps_what_was_typed_even_if_invalid(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers()
+    staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
+    response = staff_client.post(step_url(draft, "vitals"), {
+        "vitals-vit_sbp": "123", "vitals-vit_hr": "abc", "wizard_goto_step": "patient",
+    })
+    assert response["Location"] == step_url(draft, "patient")
+    page = staff_client.get(step_url(draft, "vitals")).content.decode()
+    assert 'value="123"' in page
+    assert 'value="abc"' in page
+    draft.refresh_from_db()
+    assert draft.answers["vit_sbp"] == 123
+    assert "vit_hr" not in draft.answers
+
+
+def test_save_and_exit_keeps_invalid_data_and_resumes_there(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers()
+    staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
+    response = staff_client.post(step_url(draft, "vitals"), {
+        "vitals-vit_sbp": "999", "save_exit": "1", "autosave": "",
+    })
+    assert response["Location"] == reverse("intake:home")
+    draft.refresh_from_db()
+    assert draft.last_step == "vitals"
+    home = staff_client.get(reverse("intake:home")).content.decode()
+    assert step_url(draft, "vitals") in home
+    assert "Vital signs" in home
+    assert 'value="999"' in staff_client.get(step_url(draft, "vitals")).content.decode()
+
+
+def test_resume_shows_typed_values_without_errors_until_saved(staff_client):
+    draft = start(staff_client)
+    staff_client.post(step_url(draft, "patient"),
+                      {"patient-first_name": "Ana", "save_exit": "1"})
+    page = staff_client.get(step_url(draft, "patient")).content.decode()
+    assert 'value="Ana"' in page
+    assert "error-summary" not in page
+
+
+def test_draft_entry_url_resumes_at_last_step(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers()
+    staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
+    response = staff_client.get(reverse("intake:draft", kwargs={"draft_id": draft.pk}))
+    assert response["Location"] == step_url(draft, "vitals")
+
+
+def test_errors_show_a_summary_linking_to_fields(staff_client):
+    draft = start(staff_client)
+    response = staff_client.post(step_url(draft, "patient"), {"patient-first_name": "Ana"})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'id="error-summary"' in body
+    assert 'href="#id_patient-last_name"' in body
+    assert 'href="#id_patient-sex_at_birth_0"' in body
+
+
+def test_implausible_vital_is_accepted_on_second_save_and_warned_at_review(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers(vit_hr=72, vit_sbp=260, vit_bp_repeat_sbp=130,
+                            vit_bp_repeat_dbp=80)
+    staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
+    first = staff_client.post(step_url(draft, "vitals"), post_data("vitals", answers))
+    assert first.status_code == 200
+    assert "usual range" in first.content.decode()
+    second = staff_client.post(step_url(draft, "vitals"), post_data("vitals", answers))
+    assert second.status_code == 302
+    draft.refresh_from_db()
+    assert draft.answers["vit_sbp"] == 260
+    for slug in applicable_steps(answers)[2:-1]:
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    review = staff_client.get(step_url(draft, "review")).content.decode()
+    assert "Values to double-check" in review
+
+
+def test_review_jump_returns_to_review(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers()
+    for slug in applicable_steps(answers)[:-1]:
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    review = staff_client.get(step_url(draft, "review")).content.decode()
+    assert step_url(draft, "vitals") + "?return=review" in review
+    page = staff_client.get(step_url(draft, "vitals") + "?return=review").content.decode()
+    assert 'name="return_to" value="review"' in page
+    response = staff_client.post(
+        step_url(draft, "vitals"), post_data("vitals", {**answers, "vit_hr": 80},
+                                             return_to="review"))
+    assert response["Location"] == step_url(draft, "review")
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 80
+
+
+def test_review_lists_answers_unsure_derived_meds_and_flags(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers(
+        cv_htn="unsure", med_none=False,
+        medications=[{"name": "Sertraline", "dose": "50 mg", "frequency": "daily"},
+                     {"name": "Zzyzx tonic", "dose": "", "frequency": ""}],
+    )
+    for slug in applicable_steps(answers)[:-1]:
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    body = staff_client.get(step_url(draft, "review")).content.decode()
+    assert "Unsure" in body
+    assert "is-unsure" in body
+    assert "not recognized" in body
+    assert "BMI" in body
+    assert "Flags preview" in body
+    assert "Flags are prompts for clinician review, not a treatment decision." in body
+
+
+def test_review_without_flags_says_a_clinician_still_reviews(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers()
+    for slug in applicable_steps(answers)[:-1]:
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    body = staff_client.get(step_url(draft, "review")).content.decode()
+    assert "No flags raised by the screening rules. A clinician still reviews every screening." in body
+
+
+# ---------------------------------------------------------------------------
+# Urgent banner
+
+
+def test_urgent_banner_appears_right_after_the_mood_step(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers(cssrs_2="yes", cssrs_3="no", cssrs_4="yes", cssrs_5="no")
+    steps = applicable_steps(answers)
+    mood_index = steps.index("mood")
+    for slug in steps[:mood_index]:
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    before = staff_client.get(step_url(draft, "mood")).content.decode()
+    assert "urgent-banner" not in before
+    response = staff_client.post(step_url(draft, "mood"), post_data("mood", answers))
+    assert response["Location"] == step_url(draft, "alcohol")
+    for slug in steps[mood_index + 1:]:
+        page = staff_client.get(step_url(draft, slug)).content.decode()
+        assert 'role="alert"' in page and "urgent-banner" in page
+        assert escape(settings.SUICIDE_SAFETY_PROTOCOL) in page
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    screening = Screening.objects.get()
+    page = staff_client.get(screening.get_absolute_url()).content.decode()
+    assert "urgent-banner" in page and escape(settings.SUICIDE_SAFETY_PROTOCOL) in page
+
+
+# ---------------------------------------------------------------------------
+# Idle-timeout autosave contract
+
+
+def test_autosave_saves_logs_out_and_returns_to_the_same_step(client, staff_user):
+    client.force_login(staff_user)
+    draft = start(client)
+    page = client.get(step_url(draft, "patient")).content.decode()
+    assert "data-autosave" in page and 'name="autosave"' in page
+    response = client.post(step_url(draft, "patient"), {
+        "patient-first_name": "Ana", "save_exit": "1", "autosave": "1",
+    })
+    location = urlparse(response["Location"])
+    assert location.path == reverse("login")
+    assert parse_qs(location.query)["next"] == [step_url(draft, "patient")]
+    assert "_auth_user_id" not in client.session
+    draft.refresh_from_db()
+    assert draft.wizard_state["step_data"]["patient"]["patient-first_name"] == ["Ana"]
+    client.force_login(staff_user)
+    assert 'value="Ana"' in client.get(step_url(draft, "patient")).content.decode()
+
+
+def test_draft_saves_are_audited_with_step_slug_only(staff_client):
+    draft = start(staff_client)
+    staff_client.post(step_url(draft, "patient"), post_data("patient", quiet_answers()))
+    event = AuditEvent.objects.filter(action="intake.draft.saved").get()
+    assert event.detail == {"step": "patient"}
+    assert event.object_id == str(draft.pk)
+
+
+def test_decimal_answers_round_trip_through_the_draft(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers(vit_bac=Decimal("0.010"))
+    staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
+    staff_client.post(step_url(draft, "vitals"), post_data("vitals", answers))
+    draft.refresh_from_db()
+    assert draft.answers["vit_bac"] == "0.010"
+    assert draft.answers["vit_weight_kg"] == "80.0"
