@@ -1,0 +1,190 @@
+"""The audit trail: one row per read or write of a screening, append-only down to the database."""
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+from django.urls import reverse
+
+from intake import reviews, thresholds
+from intake.models import AuditEvent, Determination, ImmutableRecordError
+from tests.conftest import PASSWORD
+from tests.review_data import flagged_screening
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def screening(staff_user):
+    return flagged_screening(staff_user, ["SUI-01", "BP-01"])
+
+
+def sign(screening, user):
+    return reviews.record_review(
+        screening_id=screening.pk,
+        user=user,
+        determination_id=Determination.objects.first().pk,
+        note="Reviewed.",
+        acknowledged_rule_ids=["SUI-01"],
+        password=PASSWORD,
+    )
+
+
+def new_rows(before):
+    return list(AuditEvent.objects.filter(pk__gt=before).order_by("id"))
+
+
+def last_id():
+    return AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def url(name, screening):
+    return reverse(f"admin:intake_screening_{name}", args=[screening.pk])
+
+
+def review_data():
+    return {
+        "ack_SUI-01": "on",
+        "determination": Determination.objects.first().pk,
+        "note": "Reviewed in clinic.",
+        "password": PASSWORD,
+    }
+
+
+# (who, prepare(screening, users), method, url name, data, expected action)
+STEPS = [
+    ("clinician", None, "get", "change", None, "intake.screening.viewed"),
+    ("clinician", None, "post", "claim", {}, "intake.screening.claimed"),
+    ("clinician", "claim", "post", "release", {}, "intake.screening.released"),
+    ("clinician", None, "get", "review", None, "intake.screening.viewed"),
+    ("clinician", None, "post", "review", review_data, "intake.review.signed"),
+    ("clinician", None, "post", "review", {"note": "x"}, "intake.screening.viewed"),
+    ("clinician", "sign", "get", "addendum", None, "intake.screening.viewed"),
+    (
+        "clinician",
+        "sign",
+        "post",
+        "addendum",
+        {"text": "Addendum.", "password": PASSWORD},
+        "intake.addendum.signed",
+    ),
+    ("clinic_admin", "sign", "get", "unlock", None, "intake.screening.viewed"),
+    ("clinic_admin", "sign", "post", "unlock", {"reason": "Typo"}, "intake.screening.unlocked"),
+]
+
+
+@pytest.mark.parametrize(
+    ("who", "prepare", "method", "name", "data", "action"),
+    STEPS,
+    ids=[f"{step[2]}-{step[3]}-{step[5]}" for step in STEPS],
+)
+def test_each_admin_read_and_write_of_a_screening_leaves_exactly_one_audit_row(
+    client, screening, clinician, clinic_admin, who, prepare, method, name, data, action
+):
+    users = {"clinician": clinician, "clinic_admin": clinic_admin}
+    if prepare == "claim":
+        reviews.claim_screening(screening_id=screening.pk, user=clinician)
+    elif prepare == "sign":
+        sign(screening, clinician)
+    before = last_id()
+    client.force_login(users[who])
+    payload = data() if callable(data) else data
+    response = getattr(client, method)(url(name, screening), payload or {})
+    assert response.status_code in (200, 302)
+    rows = [row for row in new_rows(before) if not row.action.startswith("intake.auth.")]
+    assert [row.action for row in rows] == [action]
+    row = rows[0]
+    assert row.actor == users[who]
+    assert row.object_type == "screening" and row.object_id == str(screening.pk)
+    assert row.ip == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "view", ["intake:screening", "intake:screening_pdf", "intake:screening_fhir"]
+)
+def test_each_staff_read_of_a_screening_leaves_exactly_one_audit_row(
+    client, screening, clinician, view
+):
+    client.force_login(clinician)
+    before = last_id()
+    response = client.get(reverse(view, args=[screening.pk]))
+    assert response.status_code == 200
+    rows = new_rows(before)
+    assert len(rows) == 1
+    assert rows[0].object_id == str(screening.pk)
+
+
+def test_the_queue_writes_one_row_without_patient_data(client, screening, clinician):
+    client.force_login(clinician)
+    before = last_id()
+    client.get(reverse("admin:intake_screening_changelist") + "?q=Rivera")
+    rows = new_rows(before)
+    assert [row.action for row in rows] == ["intake.screening.listed"]
+    assert rows[0].detail == {"results": 1}
+
+
+def test_export_writes_one_row_with_count_and_ids(client, screening, clinic_admin):
+    client.force_login(clinic_admin)
+    before = last_id()
+    response = client.post(
+        reverse("admin:intake_screening_changelist"),
+        {"action": "export_csv", "_selected_action": [screening.pk], "index": "0"},
+    )
+    assert response["Content-Type"].startswith("text/csv")
+    rows = new_rows(before)
+    assert [(row.action, row.detail) for row in rows] == [
+        ("intake.screening.exported", {"count": 1, "ids": [screening.pk]})
+    ]
+
+
+def test_threshold_changes_are_audited_with_old_and_new_values(client, clinic_admin):
+    client.force_login(clinic_admin)
+    data = {name: str(value) for name, value in thresholds.DEFAULTS.items()}
+    data.update(npo_solid_hours="8", note="Anesthesia protocol")
+    before = last_id()
+    client.post(reverse("admin:intake_thresholdset_add"), data)
+    rows = new_rows(before)
+    assert [row.action for row in rows] == ["intake.thresholds.changed"]
+    assert rows[0].detail["changes"] == {"npo_solid_hours": ["6", "8"]}
+    assert rows[0].actor == clinic_admin
+
+
+def test_audit_details_never_hold_answers_or_names(client, screening, clinician, clinic_admin):
+    client.force_login(clinician)
+    client.get(url("change", screening))
+    client.post(url("review", screening), review_data())
+    client.post(url("addendum", screening), {"text": "Rivera called back.", "password": PASSWORD})
+    client.force_login(clinic_admin)
+    client.post(url("unlock", screening), {"reason": "Alex asked"})
+    for event in AuditEvent.objects.all():
+        text = repr(event.detail)
+        for secret in ("Rivera", "Alex", "MRN-1001", "Reviewed in clinic", PASSWORD):
+            assert secret not in text
+
+
+def test_audit_rows_cannot_be_changed_or_deleted_through_the_orm():
+    event = AuditEvent.objects.create(action="intake.test.event")
+    event.action = "intake.test.changed"
+    with pytest.raises(ImmutableRecordError):
+        event.save()
+    with pytest.raises(ImmutableRecordError):
+        event.delete()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE intake_auditevent SET action = 'intake.tampered' WHERE id = %s",
+        "DELETE FROM intake_auditevent WHERE id = %s",
+    ],
+)
+def test_postgresql_refuses_update_and_delete_of_audit_rows(sql):
+    if connection.vendor != "postgresql":
+        pytest.skip("the append-only trigger exists on PostgreSQL (CI pass)")
+    event = AuditEvent.objects.create(action="intake.test.event")
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql, [event.pk])
+    assert AuditEvent.objects.get(pk=event.pk).action == "intake.test.event"
