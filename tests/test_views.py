@@ -1,0 +1,227 @@
+"""Staff pages: home, new screening, wizard and screening page; who sees what; audit; wording."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from intake.models import AuditEvent, Role
+from tests.factories import make_screening, quiet_answers
+from tests.wizard_helpers import applicable_steps, post_data, start, step_url
+
+VERDICT_WORDS = re.compile(
+    r"\b(eligible|ineligible|not eligible|approved|cleared|safe to treat|ok to proceed|"
+    r"do not treat|not a candidate)\b",
+    re.IGNORECASE,
+)
+
+
+@pytest.fixture
+def other_staff(make_user):
+    return make_user("other-staff", Role.INTAKE_STAFF)
+
+
+@pytest.fixture
+def no_role(make_user):
+    return make_user("no-role")
+
+
+@pytest.fixture
+def own_draft(staff_user):
+    from intake.models import Draft
+
+    return Draft.objects.create(created_by=staff_user, last_step="patient")
+
+
+@pytest.fixture
+def own_screening(staff_user):
+    return make_screening(staff_user)
+
+
+def draft_url(draft):
+    return step_url(draft, "patient")
+
+
+# ---------------------------------------------------------------------------
+# Permission ladder
+
+
+@pytest.mark.parametrize("name", ["home", "new_screening"])
+def test_anonymous_is_sent_to_login(client, db, name):
+    response = client.get(reverse(f"intake:{name}"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_anonymous_cannot_open_a_draft_or_screening(client, own_draft, own_screening):
+    for url in (draft_url(own_draft), own_screening.get_absolute_url()):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login"))
+
+
+def test_user_without_role_is_refused(client, no_role, own_draft, own_screening):
+    client.force_login(no_role)
+    assert client.get(reverse("intake:home")).status_code == 403
+    assert client.get(reverse("intake:new_screening")).status_code == 403
+    assert client.post(reverse("intake:new_screening")).status_code == 403
+    assert client.get(draft_url(own_draft)).status_code == 403
+    assert client.get(own_screening.get_absolute_url()).status_code == 403
+
+
+def test_staff_opens_own_draft_and_screening(client, staff_user, own_draft, own_screening):
+    client.force_login(staff_user)
+    assert client.get(reverse("intake:home")).status_code == 200
+    assert client.get(draft_url(own_draft)).status_code == 200
+    assert client.get(own_screening.get_absolute_url()).status_code == 200
+
+
+def test_staff_gets_404_for_another_staff_members_draft_and_screening(
+    client, other_staff, own_draft, own_screening
+):
+    client.force_login(other_staff)
+    assert client.get(draft_url(own_draft)).status_code == 404
+    assert client.post(draft_url(own_draft), {"patient-first_name": "X"}).status_code == 404
+    response = client.get(own_screening.get_absolute_url())
+    assert response.status_code == 404
+    assert own_screening.patient_last_name not in response.content.decode()
+
+
+@pytest.mark.parametrize("role_fixture", ["clinician", "clinic_admin"])
+def test_clinicians_and_admins_see_every_screening_but_not_others_drafts(
+    request, client, role_fixture, own_draft, own_screening
+):
+    user = request.getfixturevalue(role_fixture)
+    client.force_login(user)
+    assert client.get(own_screening.get_absolute_url()).status_code == 200
+    assert client.get(draft_url(own_draft)).status_code == 404
+    assert client.get(reverse("intake:home")).status_code == 200
+
+
+def test_missing_screening_is_404(client, staff_user, db):
+    client.force_login(staff_user)
+    assert client.get(reverse("intake:screening", args=[999999])).status_code == 404
+
+
+def test_submitted_draft_urls_redirect_to_the_screening(client, staff_user, own_screening):
+    client.force_login(staff_user)
+    draft = own_screening.draft
+    for slug in ("patient", "review"):
+        response = client.get(step_url(draft, slug))
+        assert response["Location"] == own_screening.get_absolute_url()
+
+
+# ---------------------------------------------------------------------------
+# Home
+
+
+def test_home_lists_own_drafts_and_submissions_only(client, staff_user, other_staff):
+    client.force_login(staff_user)
+    draft = start(client)
+    client.post(step_url(draft, "patient"), post_data("patient", quiet_answers(
+        first_name="Dana", last_name="Mine")))
+    make_screening(staff_user, first_name="Sam", last_name="Submitted")
+    make_screening(other_staff, first_name="Olga", last_name="Otherpatient")
+    body = client.get(reverse("intake:home")).content.decode()
+    assert "Dana Mine" in body
+    assert "Vital signs" in body  # last step reached
+    assert "Sam Submitted" in body
+    assert "Awaiting clinician review" in body
+    assert "Otherpatient" not in body
+
+
+def test_new_screening_post_creates_a_draft_and_enters_the_wizard(client, staff_user):
+    client.force_login(staff_user)
+    response = client.post(reverse("intake:new_screening"))
+    draft = staff_user.drafts.get()
+    assert response["Location"] == step_url(draft, "patient")
+
+
+# ---------------------------------------------------------------------------
+# Screening page
+
+
+def test_screening_page_shows_status_flags_answers_and_pdf_link(client, staff_user):
+    screening = make_screening(staff_user, cv_htn="unsure")
+    client.force_login(staff_user)
+    body = client.get(screening.get_absolute_url()).content.decode()
+    assert "Awaiting clinician review" in body
+    assert "Flags are prompts for clinician review, not a treatment decision." in body
+    assert "UNS-01" in body
+    assert "Heart and blood pressure" in body
+    assert "Unsure" in body
+    assert "Download PDF summary" in body
+    assert reverse("intake:screening_pdf", args=[screening.pk]) in body
+
+
+def test_screening_page_urgent_flag_comes_first(client, staff_user):
+    screening = make_screening(staff_user, cssrs_2="yes", cssrs_3="yes", cssrs_4="yes",
+                               cssrs_5="no", cv_htn="unsure")
+    client.force_login(staff_user)
+    body = client.get(screening.get_absolute_url()).content.decode()
+    assert body.index("SUI-01") < body.index("UNS-01")
+    assert "urgent-banner" in body
+
+
+def test_every_screening_read_writes_one_audit_row(client, clinician, staff_user):
+    screening = make_screening(staff_user)
+    client.force_login(clinician)
+    for _ in range(2):
+        client.get(screening.get_absolute_url())
+    events = AuditEvent.objects.filter(action="intake.screening.viewed")
+    assert events.count() == 2
+    assert {event.object_id for event in events} == {str(screening.pk)}
+    assert {event.actor for event in events} == {clinician}
+
+
+def test_refused_read_writes_no_viewed_row(client, other_staff, own_screening):
+    client.force_login(other_staff)
+    client.get(own_screening.get_absolute_url())
+    assert not AuditEvent.objects.filter(action="intake.screening.viewed").exists()
+
+
+def test_screening_page_shows_latest_signed_review(client, staff_user, clinician):
+    from intake.models import Review
+
+    screening = make_screening(staff_user)
+    Review.objects.create(screening=screening, clinician=clinician,
+                          determination="More information needed", note="Call GP.")
+    client.force_login(staff_user)
+    body = client.get(screening.get_absolute_url()).content.decode()
+    assert "More information needed" in body
+    assert "Call GP." in body
+
+
+# ---------------------------------------------------------------------------
+# Wording
+
+
+def test_no_page_implies_a_treatment_verdict(client, staff_user):
+    client.force_login(staff_user)
+    draft = start(client)
+    answers = quiet_answers(cv_htn="unsure", cssrs_2="yes", cssrs_3="yes", cssrs_4="yes",
+                            cssrs_5="no", sex_at_birth="female", preg_potential="unsure",
+                            preg_status="unsure", preg_planning="no", preg_contraception="yes",
+                            preg_breastfeeding="no", lab_preg_test="not_done")
+    pages = [client.get(reverse("intake:home")), client.get(reverse("intake:new_screening"))]
+    for slug in applicable_steps(answers):
+        pages.append(client.get(step_url(draft, slug)))
+        response = client.post(step_url(draft, slug), post_data(slug, answers))
+    pages.append(client.get(response["Location"]))
+    pages.append(client.get(reverse("intake:home")))
+    for page in pages:
+        assert page.status_code == 200
+        text = page.content.decode()
+        assert not VERDICT_WORDS.search(text), VERDICT_WORDS.search(text)
+
+
+def test_pages_have_no_inline_script_or_style(client, staff_user):
+    client.force_login(staff_user)
+    draft = start(client)
+    for response in (client.get(reverse("intake:home")), client.get(draft_url(draft))):
+        body = response.content.decode()
+        assert "style=" not in body
+        assert "<style" not in body
+        for match in re.finditer(r"<script([^>]*)>", body):
+            attrs = match.group(1)
+            assert "src=" in attrs or 'type="application/json"' in attrs
