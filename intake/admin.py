@@ -50,6 +50,14 @@ DERIVED_LABELS = {
 }
 
 
+# Short status labels so the queue fits a laptop screen.
+QUEUE_STATUS = {
+    Screening.Status.SUBMITTED: _("Awaiting review"),
+    Screening.Status.REVIEWED: _("Signed"),
+    Screening.Status.AMENDED: _("Signed, addendum"),
+}
+
+
 def optional_url(name, pk):
     """Return the URL named ``name`` for screening ``pk``, or None while it does not exist."""
     try:
@@ -229,7 +237,7 @@ class ScreeningAdmin(admin.ModelAdmin):
         if obj.status == Screening.Status.IN_REVIEW and obj.claimed_by is not None:
             text = gettext("In review by %(name)s") % {"name": reviews.display_name(obj.claimed_by)}
         else:
-            text = obj.get_status_display()
+            text = QUEUE_STATUS.get(obj.status) or obj.get_status_display()
         return format_html('<span class="status status-{}">{}</span>', obj.status, text)
 
     @admin.display(description=_("Reviewer"))

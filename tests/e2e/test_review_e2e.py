@@ -1,0 +1,136 @@
+"""A clinician, as a new user would: finds the most urgent screening, signs, sees it locked."""
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from intake.models import Review, Role, Screening
+from tests.conftest import PASSWORD
+from tests.review_data import days_ago, flagged_screening
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls are still synchronous.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "admin"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def chromium():
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is required in CI at /usr/bin/chromium")
+        pytest.skip("Chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def queue(make_user):
+    """Return (clinician, urgent screening) with a small realistic queue around it."""
+    staff = make_user("frontdesk", Role.INTAKE_STAFF)
+    staff.first_name, staff.last_name = "Dana", "Front"
+    staff.save()
+    clinician = make_user("dr.okafor", Role.CLINICIAN)
+    clinician.first_name, clinician.last_name = "Sam", "Okafor"
+    clinician.save()
+    flagged_screening(staff, [], submitted_at=days_ago(4), first_name="Pat", last_name="Smith")
+    flagged_screening(
+        staff, ["BP-02", "HR-01", "SPO2-01"], submitted_at=days_ago(3), last_name="Nguyen"
+    )
+    flagged_screening(staff, ["BP-01"], submitted_at=days_ago(2), last_name="Lee")
+    urgent = flagged_screening(
+        staff,
+        ["SUI-01", "BP-02", "AGE-02"],
+        submitted_at=days_ago(0),
+        first_name="Maria",
+        last_name="Gonzalez",
+        mrn="MRN-2002",
+    )
+    return clinician, urgent
+
+
+def test_clinician_signs_the_most_urgent_screening_and_sees_it_locked(live_server, chromium, queue):
+    clinician, urgent = queue
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = chromium.new_page(viewport={"width": 1400, "height": 900})
+    problems = []
+    page.on("console", lambda msg: msg.type == "error" and problems.append(msg.text))
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status} {r.url}"))
+
+    page.goto(live_server.url + "/")
+    page.fill("#id_username", clinician.username)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Review panel").click()
+    page.get_by_role("link", name="Screenings", exact=True).first.click()
+
+    first_row = page.locator("#result_list tbody tr").first
+    assert "Gonzalez, Maria" in first_row.inner_text()
+    assert "1 URGENT" in first_row.inner_text().upper()
+    page.screenshot(path=str(ARTIFACTS / "e2e-queue.png"), full_page=True)
+
+    first_row.get_by_role("link").first.click()
+    page.wait_for_selector("#flags-title")
+    body = page.inner_text("#content-main")
+    assert "SUI-01" in body and "BP-02" in body
+    assert "Answers as submitted" in body
+    page.screenshot(path=str(ARTIFACTS / "e2e-change.png"), full_page=True)
+
+    page.get_by_role("link", name="Record review").click()
+    page.wait_for_selector("#sign-review")
+    # Signing with a flag left unacknowledged is refused and keeps the note.
+    page.get_by_label("I have read SUI-01 and considered it.").check()
+    page.get_by_label("More information needed").check()
+    page.fill("#id_note", "Safety plan discussed; crisis line given. BP to be repeated.")
+    page.fill("#id_password", PASSWORD)
+    page.click("#sign-review")
+    page.wait_for_selector("#form-errors")
+    assert "Acknowledge this flag." in page.inner_text("#content-main")
+    assert page.input_value("#id_note").startswith("Safety plan discussed")
+    assert Screening.objects.get(pk=urgent.pk).status == Screening.Status.SUBMITTED
+
+    page.get_by_label("I have read BP-02 and considered it.").check()
+    page.fill("#id_password", PASSWORD)
+    page.screenshot(path=str(ARTIFACTS / "e2e-record-review.png"), full_page=True)
+    page.click("#sign-review")
+    page.wait_for_selector(".rp-locked")
+    body = page.inner_text("#content-main")
+    assert "Signed and locked" in body
+    assert "More information needed" in body
+    assert "Record review" not in body
+    page.screenshot(path=str(ARTIFACTS / "e2e-locked.png"), full_page=True)
+
+    review = Review.objects.get(screening=urgent)
+    assert review.clinician == clinician
+    assert review.acknowledged_rule_ids == ["BP-02", "SUI-01"]
+    assert Screening.objects.get(pk=urgent.pk).status == Screening.Status.REVIEWED
+
+    # The PDF downloaded afterwards shows the signed review.
+    pdf = page.request.get(live_server.url + reverse("intake:screening_pdf", args=[urgent.pk]))
+    assert pdf.ok
+    from pypdf import PdfReader
+
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.body())).pages)
+    assert "More information needed" in text
+    assert "Okafor" in text
+    assert problems == []
