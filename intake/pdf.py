@@ -169,31 +169,37 @@ def _person(user):
     return f"{full_name} ({user.get_username()})" if full_name else user.get_username()
 
 
+def review_record(review, *, as_void=None):
+    """Return the printable record of ``review`` (``as_void=False`` prints it as not voided)."""
+    void = review.is_void if as_void is None else as_void
+    return ReviewRecord(
+        clinician=_person(review.clinician),
+        signed_at=review.signed_at,
+        determination=review.determination,
+        note=review.note,
+        acknowledged_rule_ids=tuple(review.acknowledged_rule_ids or ()),
+        void=void,
+        voided_at=review.voided_at if void else None,
+        voided_by=_person(review.voided_by) if void else "",
+        void_reason=review.void_reason if void else "",
+    )
+
+
+def addendum_record(addendum):
+    """Return the printable record of ``addendum``."""
+    return AddendumRecord(author=_person(addendum.author), signed_at=addendum.signed_at,
+                          text=addendum.text)
+
+
 def current_reviews(screening):
     """Return the review records of ``screening`` as they stand now."""
-    return [
-        ReviewRecord(
-            clinician=_person(review.clinician),
-            signed_at=review.signed_at,
-            determination=review.determination,
-            note=review.note,
-            acknowledged_rule_ids=tuple(review.acknowledged_rule_ids or ()),
-            void=review.is_void,
-            voided_at=review.voided_at,
-            voided_by=_person(review.voided_by),
-            void_reason=review.void_reason,
-        )
-        for review in screening.reviews.select_related("clinician", "voided_by")
-    ]
+    return [review_record(review)
+            for review in screening.reviews.select_related("clinician", "voided_by")]
 
 
 def current_addenda(screening):
     """Return the addendum records of ``screening`` as they stand now."""
-    return [
-        AddendumRecord(author=_person(addendum.author), signed_at=addendum.signed_at,
-                       text=addendum.text)
-        for addendum in screening.addenda.select_related("author")
-    ]
+    return [addendum_record(addendum) for addendum in screening.addenda.select_related("author")]
 
 
 def clinic_tz():
