@@ -227,7 +227,7 @@ class ScreeningWizard(NamedUrlWizardView):
         form = self.get_form(step, data=request.POST)
         valid = form.is_valid()
         goto = request.POST.get("wizard_goto_step")
-        save_exit = "save_exit" in request.POST
+        save_exit = "wizard_save_exit" in request.POST
         returning = request.POST.get("return_to") == REVIEW
 
         self.store_step(step, form)

@@ -120,7 +120,7 @@ def test_changing_a_section_after_attesting_needs_a_fresh_attestation(staff_clie
     answers = quiet_answers()
     for slug in applicable_steps(answers)[:-1]:
         staff_client.post(step_url(draft, slug), post_data(slug, answers))
-    staff_client.post(step_url(draft, "review"), post_data("review", answers, save_exit="1"))
+    staff_client.post(step_url(draft, "review"), post_data("review", answers, wizard_save_exit="1"))
     draft.refresh_from_db()
     assert draft.answers["staff_attestation"] is True
     staff_client.post(step_url(draft, "logistics"), post_data("logistics", answers))
@@ -288,7 +288,7 @@ def test_save_and_exit_keeps_invalid_data_and_resumes_there(staff_client):
     answers = quiet_answers()
     staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
     response = staff_client.post(step_url(draft, "vitals"), {
-        "vitals-vit_sbp": "999", "save_exit": "1", "autosave": "",
+        "vitals-vit_sbp": "999", "wizard_save_exit": "1", "autosave": "",
     })
     assert response["Location"] == reverse("intake:home")
     draft.refresh_from_db()
@@ -302,7 +302,7 @@ def test_save_and_exit_keeps_invalid_data_and_resumes_there(staff_client):
 def test_resume_shows_typed_values_without_errors_until_saved(staff_client):
     draft = start(staff_client)
     staff_client.post(step_url(draft, "patient"),
-                      {"patient-first_name": "Ana", "save_exit": "1"})
+                      {"patient-first_name": "Ana", "wizard_save_exit": "1"})
     page = staff_client.get(step_url(draft, "patient")).content.decode()
     assert 'value="Ana"' in page
     assert "error-summary" not in page
@@ -423,7 +423,7 @@ def test_autosave_saves_logs_out_and_returns_to_the_same_step(client, staff_user
     page = client.get(step_url(draft, "patient")).content.decode()
     assert "data-autosave" in page and 'name="autosave"' in page
     response = client.post(step_url(draft, "patient"), {
-        "patient-first_name": "Ana", "save_exit": "1", "autosave": "1",
+        "patient-first_name": "Ana", "wizard_save_exit": "1", "autosave": "1",
     })
     location = urlparse(response["Location"])
     assert location.path == reverse("login")
