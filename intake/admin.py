@@ -35,6 +35,8 @@ from intake.services import IntakeError, current_thresholds
 admin.site.site_header = _("Review panel")
 admin.site.site_title = _("Review panel")
 admin.site.index_title = _("Screenings, reviews and clinic settings")
+# The queue needs the width more than a second copy of the index menu.
+admin.site.enable_nav_sidebar = False
 
 DERIVED_LABELS = {
     "age": _("Age"),
