@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy
 
 from intake import instrument
 
-INLINE_RADIO_TYPES = {instrument.YN, instrument.YNU}
+INLINE_RADIO_TYPES = {instrument.YN, instrument.YNU, instrument.SCALE}
 TEXTAREA_MIN_LENGTH = 500
 
 
@@ -125,6 +125,9 @@ class MedListField(forms.Field):
             cleaned = {key: str(row.get(key) or "").strip() for key in instrument.MED_ROW_KEYS}
             if not any(cleaned.values()):
                 continue
+            if any("\x00" in part for part in cleaned.values()):
+                errors.append(_("Row %(row)d: null characters are not allowed.")
+                              % {"row": position})
             if not cleaned["name"]:
                 errors.append(_("Row %(row)d: enter the medicine's name, or clear the row.")
                               % {"row": position})
@@ -331,11 +334,10 @@ class StepForm(forms.Form):
             age = today.year - value.year - ((today.month, today.day) < (value.month, value.day))
             if not 0 <= age <= 120:
                 return _("Age must be between 0 and 120 years at the screening date.")
-        if q.past_event or q.not_future:
-            if value > today:
-                return _("This date cannot be after the screening date (%(date)s).") % {
-                    "date": today.isoformat()
-                }
+        if (q.past_event or q.not_future) and value > today:
+            return _("This date cannot be after the screening date (%(date)s).") % {
+                "date": today.isoformat()
+            }
         if q.past_event:
             dob = kept.get("date_of_birth")
             if isinstance(dob, dt.date) and value < dob:

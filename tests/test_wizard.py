@@ -187,7 +187,8 @@ def test_answer_to_hidden_question_is_never_stored(staff_client, q):
         draft.refresh_from_db()
         if draft.screening_id is None:
             assert q.code not in draft.answers
-            assert not any(name.startswith(f"{slug}-{q.code}") for name in stored_field_names(draft))
+            stored = stored_field_names(draft)
+            assert not any(name.startswith(f"{slug}-{q.code}") for name in stored)
     screening = Screening.objects.get()
     assert q.code not in screening.answers
     assert q.code not in str(screening.derived.get("evidence", ""))
@@ -264,7 +265,7 @@ def test_drafts_are_kept_per_screening_not_in_the_session(staff_client):
     assert second.answers["first_name"] == "Ben"
     assert "Ana" in staff_client.get(step_url(first, "vitals")).content.decode()
     assert "Ben" not in staff_client.get(step_url(first, "vitals")).content.decode()
-    assert not any(key.startswith("wizard_") for key in staff_client.session.keys())
+    assert not any(key.startswith("wizard_") for key in staff_client.session.keys())  # noqa: SIM118
 
 
 def test_back_keeps_what_was_typed_even_if_invalid(staff_client):
@@ -385,7 +386,10 @@ def test_review_without_flags_says_a_clinician_still_reviews(staff_client):
     for slug in applicable_steps(answers)[:-1]:
         staff_client.post(step_url(draft, slug), post_data(slug, answers))
     body = staff_client.get(step_url(draft, "review")).content.decode()
-    assert "No flags raised by the screening rules. A clinician still reviews every screening." in body
+    assert (
+        "No flags raised by the screening rules. A clinician still reviews every screening."
+        in body
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Browser-test fixtures: Debian's Chromium driven by Playwright against pytest-django's live server."""
+"""Browser-test fixtures: Debian's Chromium, driven by Playwright, against the live server."""
 
 import importlib
 import os

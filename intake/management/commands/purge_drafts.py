@@ -10,7 +10,7 @@ from intake.models import Draft
 
 
 class Command(BaseCommand):
-    help = "Delete unsubmitted drafts not saved for more than --days days (default: DRAFT_MAX_AGE_DAYS)."
+    help = "Delete unsubmitted drafts last saved more than --days days ago."
 
     def add_arguments(self, parser):
         parser.add_argument("--days", type=int, default=None,
