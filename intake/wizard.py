@@ -7,6 +7,7 @@ draft's canonical answers, pruned of hidden questions (INSTRUMENT.md 2.2).
 
 import json
 import logging
+import re
 
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -128,6 +129,14 @@ def js_answers(answers):
     return data
 
 
+MED_ROW_SUFFIX = re.compile(r"-\d+-(?:name|dose|frequency)$")
+
+
+def storable_text(value):
+    """Return posted text without NUL characters, which PostgreSQL's jsonb cannot hold."""
+    return value.replace("\x00", "")
+
+
 def field_names(slug, code):
     """Return the posted field name of question ``code`` on step ``slug``."""
     return f"{slug}-{code}"
@@ -181,14 +190,15 @@ class ScreeningWizard(NamedUrlWizardView):
         }
 
     def get_form_step_data(self, form):
-        """Keep only this step's own fields (no CSRF token, no buttons)."""
-        prefix = f"{form.prefix}-"
-        hidden = tuple(field_names(form.prefix, code) for code in form.hidden_codes)
+        """Keep only this step's own shown fields (no CSRF token, buttons or forged names)."""
+        shown = [code for code in form.fields if code not in form.hidden_codes]
+        names = {field_names(form.prefix, code) for code in shown}
+        lists = {field_names(form.prefix, code) for code in shown
+                 if instrument.question(code).type == instrument.MED_LIST}
         return {
-            key: values
+            key: [storable_text(value) for value in values]
             for key, values in form.data.lists()
-            if key.startswith(prefix)
-            and not any(key == name or key.startswith(f"{name}-") for name in hidden)
+            if key in names or MED_ROW_SUFFIX.sub("", key) in lists
         }
 
     def forget_form_list(self):
