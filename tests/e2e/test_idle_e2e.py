@@ -56,7 +56,8 @@ urlpatterns = [
     path("", include("intake.urls")),
 ]
 
-pytestmark = pytest.mark.e2e
+# Like the other live-server tests: start from the migrated rows (roles), not a flushed DB.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 @pytest.fixture
