@@ -48,7 +48,10 @@ class StrictIntegerField(forms.IntegerField):
         text = str(value).strip()
         if not self.pattern.match(text):
             raise ValidationError(self.error_messages["invalid"], code="invalid")
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:  # more digits than Python converts (about 4,300)
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
 
 
 class StrictDecimalField(forms.DecimalField):

@@ -8,6 +8,7 @@ draft's canonical answers, pruned of hidden questions (INSTRUMENT.md 2.2).
 import json
 import logging
 import re
+import traceback
 
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -333,9 +334,7 @@ class ScreeningWizard(NamedUrlWizardView):
             if not step_form.is_valid():
                 self.storage.current_step = slug
                 return redirect(self.get_step_url(slug) + "?check=1")
-        response = self.done(None)
-        self.storage.reset()
-        return response
+        return self.done(None)
 
     def done(self, form_list, **kwargs):
         """Submit the draft through the service and redirect to the screening (never render)."""
@@ -346,6 +345,18 @@ class ScreeningWizard(NamedUrlWizardView):
         except services.IntakeError as error:
             messages.error(self.request, str(error))
             return redirect(self.get_step_url(REVIEW))
+        except Exception as error:  # noqa: BLE001 - the service rolled back; keep the draft
+            # Frames only: an exception's message can quote a database row (patient data).
+            logger.error("Submitting draft %s failed with %s:\n%s", self.draft.pk,
+                         type(error).__name__, "".join(traceback.format_tb(error.__traceback__)))
+            messages.error(self.request, _(
+                "The screening could not be submitted because of a system error. The answers "
+                "are kept in this draft: submit again, and tell the clinic administrator if "
+                "it happens again."
+            ))
+            return redirect(self.get_step_url(REVIEW))
+        # Reset only after a submission: a refused or failed one keeps what was typed.
+        self.storage.reset()
         return redirect(screening)
 
     # -- context -----------------------------------------------------------

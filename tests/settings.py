@@ -1,6 +1,7 @@
 """Test settings: production settings plus only what tests need."""
 
 import os
+import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
 
@@ -19,3 +20,11 @@ STORAGES = {
 }
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+
+# A file, not SQLite's shared in-memory database: its table locks ignore the busy
+# timeout, so concurrent-submission tests would fail for a reason production (a file
+# in WAL mode) does not have. One file per test process, removed after the run.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"intake-test-{os.getpid()}.sqlite3")
+    }
