@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from intake import security
+from intake import security, views
 
 urlpatterns = [
     # No self-service password reset: it would be a public form that sends mail;
@@ -21,5 +21,6 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("session/keepalive/", security.keepalive, name="session_keepalive"),
+    path("healthz", views.healthz, name="healthz"),
     path("", include("intake.app_urls")),
 ]

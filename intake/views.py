@@ -1,11 +1,12 @@
 """Staff pages: home, starting a screening, and a submitted screening."""
 
 from django.conf import settings
-from django.contrib.auth.decorators import permission_required
+from django.contrib.auth.decorators import login_not_required, permission_required
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from intake import audit, instrument, lexicon, services
 from intake.models import Screening
@@ -113,3 +114,10 @@ def screening(request, pk):
             "fhir_url": optional_url("intake:screening_fhir", record.pk),
         },
     )
+
+
+@login_not_required
+@require_GET
+def healthz(request):
+    """Answer "ok" without reading the database: for load balancers and deploy checks."""
+    return HttpResponse("ok", content_type="text/plain")

@@ -371,7 +371,7 @@ def test_sign_out_returns_to_the_page_given_in_next(client, staff_user):
 # ---------------------------------------------------------------------------
 # Every page needs sign-in
 
-PUBLIC = {"login"}
+PUBLIC = {"login", "healthz"}
 
 
 def walk(patterns, prefix="", namespace=""):
@@ -415,6 +415,14 @@ def test_every_page_except_sign_in_requires_sign_in(client, url):
 @pytest.mark.django_db
 def test_sign_in_page_is_public(client):
     assert client.get(reverse("login")).status_code == 200
+
+
+def test_health_check_is_public_and_reads_no_database(client):
+    # No django_db mark: pytest-django makes any query here an error.
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 200
+    assert response.content == b"ok"
+    assert client.post(reverse("healthz")).status_code == 405
 
 
 @pytest.mark.django_db
