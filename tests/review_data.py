@@ -5,6 +5,7 @@ row with exactly the flags they need instead of going through the rules.
 """
 
 import datetime as dt
+import importlib
 
 from django.utils import timezone
 
@@ -67,6 +68,16 @@ def flagged_screening(user, rule_ids=(), *, submitted_at=None, **answer_override
     Screening.objects.filter(pk=screening.pk).update(snapshot_sha256=digest)
     screening.snapshot_sha256 = digest
     return screening
+
+
+def ensure_roles():
+    """Recreate the role groups and default determinations if a transactional test flushed them."""
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    if not Group.objects.filter(name="clinician").exists():
+        migration = importlib.import_module("intake.migrations.0002_roles_and_determinations")
+        migration.create_roles(apps, None)
 
 
 def days_ago(days):

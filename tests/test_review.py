@@ -11,7 +11,7 @@ from intake import reviews, services, thresholds
 from intake.models import AuditEvent, Determination, Review, Screening, ThresholdSet
 from intake.services import IntakeError
 from tests.conftest import PASSWORD
-from tests.review_data import flagged_screening
+from tests.review_data import ensure_roles, flagged_screening
 
 pytestmark = pytest.mark.django_db
 
@@ -157,10 +157,16 @@ def test_intake_staff_cannot_sign(screening, staff_user, determination):
         sign(screening, staff_user, determination)
 
 
+@pytest.fixture
+def roles_present(transactional_db):
+    ensure_roles()
+
+
 @pytest.mark.django_db(transaction=True)
-def test_two_clinicians_signing_at_once_one_succeeds(make_user, staff_user):
+def test_two_clinicians_signing_at_once_one_succeeds(roles_present, make_user):
     if connection.vendor != "postgresql":
         pytest.skip("row locks across threads are exercised on PostgreSQL (CI)")
+    staff_user = make_user("frontdesk", "intake_staff")
     first = make_user("first", "clinician")
     second = make_user("second", "clinician")
     target = flagged_screening(staff_user, ["BP-02"])

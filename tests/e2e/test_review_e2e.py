@@ -1,8 +1,6 @@
 """A clinician, as a new user would: finds the most urgent screening, signs, sees it locked."""
 
 import io
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,39 +10,12 @@ from intake.models import Review, Role, Screening
 from tests.conftest import PASSWORD
 from tests.review_data import days_ago, flagged_screening
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls are still synchronous.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "admin"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def chromium():
-    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is required in CI at /usr/bin/chromium")
-        pytest.skip("Chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def queue(make_user):
+def queue(roles, make_user):
     """Return (clinician, urgent screening) with a small realistic queue around it."""
     staff = make_user("frontdesk", Role.INTAKE_STAFF)
     staff.first_name, staff.last_name = "Dana", "Front"
@@ -68,6 +39,8 @@ def queue(make_user):
     return clinician, urgent
 
 
+# ``chromium`` (tests/e2e/conftest.py) launches /usr/bin/chromium once per session; it fails
+# in CI and skips elsewhere when Chromium is missing.
 def test_clinician_signs_the_most_urgent_screening_and_sees_it_locked(live_server, chromium, queue):
     clinician, urgent = queue
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
