@@ -52,6 +52,13 @@ def roles(transactional_db):
         migration.create_roles(apps, None)
 
 
+@pytest.fixture(autouse=True)
+def restore_role_groups(request):
+    """Give every live-server test the role groups, whatever ran before it."""
+    if "live_server" in request.fixturenames:
+        request.getfixturevalue("roles")
+
+
 @pytest.fixture
 def e2e_staff(roles, django_user_model):
     from django.contrib.auth.models import Group
