@@ -4,19 +4,42 @@ A section is one function registered with ``@section("name")`` that returns a
 dict of figures; adding a section is adding one such function.
 """
 
+import contextlib
 import datetime as dt
+import http.client
+import math
+import os
+import random
+import re
+import secrets
+import shutil
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
+import threading
 import time
+import urllib.parse
 from decimal import Decimal
 
 import weasyprint
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import Group
+from django.contrib.staticfiles.storage import staticfiles_storage
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
 
-from intake import instrument, pdf, services
-from intake.models import Draft
+from intake import instrument, pdf, rules, services
+from intake.models import Draft, Flag, Role, Screening
 
 SECTIONS = {}
+QUICK = {}
 
 TYPICAL_ANSWERS = {
     "first_name": "Jordan",
@@ -89,22 +112,57 @@ TYPICAL_ANSWERS = {
 FLOOR_HTML = "<p>One line.</p>"
 
 
-def section(name):
-    """Register the decorated function as benchmark section ``name``."""
+def section(name, *, quick=None):
+    """Register the decorated function as benchmark section ``name``.
+
+    ``quick`` holds the keyword arguments of a tiny run (``bench --quick``, smoke tests).
+    """
 
     def register(function):
         SECTIONS[name] = function
+        QUICK[name] = dict(quick or {})
         return function
 
     return register
 
 
-def run(names=None):
-    """Run the named sections (default: all) and return their figures merged in one dict."""
+def run(names=None, *, quick=False):
+    """Run the named sections (default: all) in a throwaway database; return their figures."""
+    try:
+        staticfiles_storage.url("intake/app.css")
+    except ValueError:
+        raise RuntimeError(
+            "Static files are not collected: run `python manage.py collectstatic --noinput` first."
+        ) from None
     results = {}
-    for name in names or SECTIONS:
-        results.update(SECTIONS[name]())
+    with throwaway_database():
+        for name in names or SECTIONS:
+            results.update(SECTIONS[name](**(QUICK[name] if quick else {})))
     return results
+
+
+@contextlib.contextmanager
+def throwaway_database():
+    """Switch the default connection to a new, migrated database for the run, then drop it.
+
+    A temporary SQLite file, or a PostgreSQL database named for this process: a
+    benchmark never reads or writes the configured (development) database.
+    """
+    connection = connections[DEFAULT_DB_ALIAS]
+    directory = None
+    if connection.vendor == "sqlite":
+        directory = tempfile.mkdtemp(prefix="intake-bench-")
+        name = os.path.join(directory, "bench.sqlite3")
+    else:
+        name = f"intake_bench_{os.getpid()}"
+    connection.settings_dict["TEST"] = {**connection.settings_dict.get("TEST", {}), "NAME": name}
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    try:
+        yield connection.settings_dict
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+        if directory:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def _ms(function):
@@ -114,7 +172,7 @@ def _ms(function):
     return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
 
 
-@section("pdf")
+@section("pdf", quick={"repeat": 1})
 def bench_pdf(*, repeat=7):
     """Return the median render time of a typical summary and of a one-line page.
 
@@ -158,3 +216,429 @@ def bench_pdf(*, repeat=7):
         "pdf_floor_cpu_ms": round(floor_cpu, 1),
         "pdf_cpu_ratio": round(summary_cpu / floor_cpu, 2),
     }
+
+
+# ---------------------------------------------------------------------------
+# Shared helpers of the rules, wizard, queue and HTTP sections
+
+
+def typical_answers(now):
+    """Return the typical screening's answers with its last drink three days before ``now``."""
+    return {**TYPICAL_ANSWERS, "alc_last_drink": now - dt.timedelta(days=3)}
+
+
+def percentile(values, fraction):
+    """Return the ``fraction`` percentile of ``values`` (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
+
+
+def form_data(slug, answers):
+    """Return the POST body of wizard step ``slug`` answering with typed ``answers``."""
+    data = {}
+    for q in instrument.STEPS_BY_SLUG[slug].questions:
+        if q.code not in answers:
+            continue
+        name, value = f"{slug}-{q.code}", answers[q.code]
+        if q.type == instrument.MULTI:
+            data[name] = list(value)
+        elif q.type == instrument.BOOL:
+            if value:
+                data[name] = "on"
+        elif q.type == instrument.DATE:
+            data[name] = value.isoformat()
+        elif q.type == instrument.DATETIME:
+            data[name] = timezone.localtime(value).strftime("%Y-%m-%dT%H:%M")
+        elif q.type == instrument.MED_LIST:
+            for index, row in enumerate(value):
+                for key in instrument.MED_ROW_KEYS:
+                    data[f"{name}-{index}-{key}"] = row[key]
+        else:
+            data[name] = str(value)
+    return data
+
+
+def make_bench_user(username, role, *, password_hash=None):
+    """Create a user with ``role`` (unusable password unless a hash is given)."""
+    user = get_user_model().objects.create_user(
+        username=username, is_staff=role in (Role.CLINICIAN, Role.CLINIC_ADMIN)
+    )
+    if password_hash:
+        user.password = password_hash
+        user.save(update_fields=["password"])
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@contextlib.contextmanager
+def in_process_client(user):
+    """Yield a test client signed in as ``user`` that talks HTTPS to the app in-process."""
+    with override_settings(ALLOWED_HOSTS=["testserver"]):
+        client = Client()
+        client.force_login(user)
+        yield client
+
+
+# ---------------------------------------------------------------------------
+# Rules
+
+
+@section("evaluate", quick={"iterations": 40})
+def bench_evaluate(*, iterations=4000, batch=20):
+    """Return the median time of ``rules.evaluate`` on a typical full screening."""
+    now = timezone.localtime()
+    answers = typical_answers(now)
+    _version, values = services.current_thresholds()
+    flags = rules.evaluate(answers, now=now, thresholds=values)
+    derive_times, times = [], []
+    for _ in range(max(1, iterations // batch)):
+        start = time.perf_counter()
+        for _ in range(batch):
+            rules.evaluate(answers, now=now, thresholds=values)
+        times.append((time.perf_counter() - start) * 1000 / batch)
+        start = time.perf_counter()
+        rules.derive(answers, now=now, thresholds=values)
+        derive_times.append((time.perf_counter() - start) * 1000)
+    return {
+        "evaluate_ms": round(statistics.median(times), 3),
+        "evaluate_p95_ms": round(percentile(times, 0.95), 3),
+        "evaluate_flags": len(flags),
+        "derive_ms": round(statistics.median(derive_times), 3),
+    }
+
+
+# ---------------------------------------------------------------------------
+# The wizard, in-process
+
+
+@section("wizard", quick={"runs": 1})
+def bench_wizard(*, runs=8):
+    """Return the time of a full wizard completion and each step's server time.
+
+    A step's time is what staff wait for after "Next": the POST of the step and
+    the GET of the page it redirects to, through Django's test client (no network).
+    """
+    user = make_bench_user("bench-wizard", Role.INTAKE_STAFF)
+    now = timezone.localtime()
+    answers = typical_answers(now)
+    _version, values = services.current_thresholds()
+    slugs = [s.slug for s in instrument.STEPS if instrument.step_applies(s, answers, values)]
+    per_step = {slug: [] for slug in slugs}
+    totals = []
+    with in_process_client(user) as client:
+        for _ in range(runs):
+            started = time.perf_counter()
+            response = client.post(reverse("intake:new_screening"), secure=True)
+            client.get(response["Location"], secure=True)
+            for slug in slugs:
+                step_started = time.perf_counter()
+                url = reverse("intake:wizard_step", kwargs={
+                    "draft_id": Draft.objects.filter(created_by=user).latest("pk").pk,
+                    "step": slug,
+                })
+                response = client.post(url, form_data(slug, answers), secure=True)
+                if response.status_code != 302:
+                    raise RuntimeError(f"wizard step {slug} did not accept the typical answers")
+                client.get(response["Location"], secure=True)
+                per_step[slug].append((time.perf_counter() - step_started) * 1000)
+            totals.append((time.perf_counter() - started) * 1000)
+    everything = [value for values_ in per_step.values() for value in values_]
+    return {
+        "wizard_total_ms": round(statistics.median(totals), 1),
+        "wizard_step_median_ms": round(statistics.median(everything), 1),
+        "wizard_step_p95_ms": round(percentile(everything, 0.95), 1),
+        "wizard_steps": {
+            slug: {
+                "median_ms": round(statistics.median(times), 1),
+                "p95_ms": round(percentile(times, 0.95), 1),
+            }
+            for slug, times in per_step.items()
+        },
+    }
+
+
+# ---------------------------------------------------------------------------
+# The review queue (admin changelist) at two sizes
+
+
+def _queue_rows(template, flags, start, count, submitter, rng):
+    """Return ``count`` unsaved screenings like ``template`` and two flags for each."""
+    screenings = []
+    base = template.submitted_at
+    for index in range(start, start + count):
+        urgent = 1 if rng.random() < 0.03 else 0
+        screenings.append(Screening(
+            submitted_by=submitter,
+            submitted_at=base - dt.timedelta(minutes=7 * index + rng.randrange(7)),
+            instrument_version=template.instrument_version,
+            lexicon_version=template.lexicon_version,
+            thresholds_version=template.thresholds_version,
+            thresholds=template.thresholds,
+            answers=template.answers,
+            derived=template.derived,
+            snapshot_sha256=template.snapshot_sha256,
+            patient_first_name=f"Patient{index}",
+            patient_last_name=f"Example{index % 9973}",
+            patient_mrn=f"MRN-{index:07d}",
+            patient_date_of_birth=template.patient_date_of_birth,
+            urgent_count=urgent,
+            review_count=urgent + rng.randrange(3),
+            caution_count=rng.randrange(4),
+            info_count=rng.randrange(2),
+            status=Screening.Status.SUBMITTED if rng.random() < 0.1 else Screening.Status.REVIEWED,
+        ))
+    return screenings
+
+
+def _add_queue_rows(template, flags, start, count, submitter, rng, batch=2000):
+    for offset in range(0, count, batch):
+        size = min(batch, count - offset)
+        with transaction.atomic():
+            created = Screening.objects.bulk_create(
+                _queue_rows(template, flags, start + offset, size, submitter, rng)
+            )
+            Flag.objects.bulk_create(
+                Flag(screening=screening, position=position, rule_id=flag.rule_id,
+                     severity=flag.severity, urgent=flag.urgent, message=flag.message,
+                     basis=flag.basis, evidence=flag.evidence)
+                for screening in created
+                for position, flag in enumerate(flags)
+            )
+
+
+def _time_changelist(client, repeat):
+    url = reverse("admin:intake_screening_changelist")
+    client.get(url, secure=True)  # warm
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = client.get(url, secure=True)
+        times.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise RuntimeError(f"queue page answered {response.status_code}")
+    with CaptureQueriesContext(connections[DEFAULT_DB_ALIAS]) as queries:
+        client.get(url, secure=True)
+    return statistics.median(times), len(queries)
+
+
+@section("queue", quick={"sizes": (20, 300), "repeat": 2})
+def bench_queue(*, sizes=(100, 100_000), repeat=15):
+    """Return the queue page's median time and query count at two numbers of screenings."""
+    small, large = sizes
+    rng = random.Random(20260101)
+    staff = make_bench_user("bench-queue-staff", Role.INTAKE_STAFF)
+    clinician = make_bench_user("bench-queue-clinician", Role.CLINICIAN)
+    now = timezone.now()
+    draft = Draft.objects.create(
+        created_by=staff, answers=instrument.encode_answers(typical_answers(now)),
+        last_step="review",
+    )
+    template = services.submit_screening(draft_id=draft.pk, user=staff)
+    flags = list(template.flags.all()[:2])
+    results = {}
+    with in_process_client(clinician) as client:
+        _add_queue_rows(template, flags, 1, small - 1, staff, rng)
+        results["queue_100_ms"], results["queue_100_queries"] = _time_changelist(client, repeat)
+        started = time.perf_counter()
+        _add_queue_rows(template, flags, small, large - small, staff, rng)
+        results["queue_build_s"] = round(time.perf_counter() - started, 1)
+        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+            cursor.execute("ANALYZE")  # fresh planner statistics, as a live database has
+        results["queue_100k_ms"], results["queue_100k_queries"] = _time_changelist(
+            client, repeat
+        )
+    results["queue_rows_small"] = small
+    results["queue_rows_large"] = Screening.objects.count()
+    results["queue_100_ms"] = round(results["queue_100_ms"], 1)
+    results["queue_100k_ms"] = round(results["queue_100k_ms"], 1)
+    results["queue_ratio"] = round(results["queue_100k_ms"] / results["queue_100_ms"], 2)
+    return results
+
+
+# ---------------------------------------------------------------------------
+# HTTP under gunicorn, with concurrent clients on the loopback interface
+
+HTTP_PORTS = range(8105, 8110)
+HTTP_STEP = "mood"
+CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def _free_port(ports):
+    for port in ports:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
+
+
+def _database_url(settings_dict):
+    """Return a DATABASE_URL naming the database the default connection uses now."""
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = urllib.parse.quote(settings_dict.get("USER") or "", safe="")
+    password = urllib.parse.quote(settings_dict.get("PASSWORD") or "", safe="")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{user}:{password}@{host}:{port}/{settings_dict['NAME']}"
+
+
+class _Browser:
+    """A minimal HTTP client for one user: a cookie jar and one request per connection."""
+
+    def __init__(self, port):
+        self.port = port
+        self.cookies = {}
+
+    def request(self, method, path, body=None, *, cookies=True):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"Host": f"127.0.0.1:{self.port}"}
+        if cookies and self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if body is not None:
+            body = urllib.parse.urlencode(body)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            content = response.read()
+            for header in response.headers.get_all("Set-Cookie") or ():
+                name, _, rest = header.partition("=")
+                self.cookies[name.strip()] = rest.split(";", 1)[0]
+            return response.status, content
+        finally:
+            connection.close()
+
+    def sign_in(self, username, password):
+        status, page = self.request("GET", reverse("login"))
+        token = CSRF_INPUT.search(page.decode()).group(1)
+        status, _page = self.request("POST", reverse("login"), {
+            "username": username, "password": password, "csrfmiddlewaretoken": token,
+        })
+        if status != 302 or "sessionid" not in self.cookies:
+            raise RuntimeError(f"bench user could not sign in (HTTP {status})")
+
+
+def _hammer(browsers, path, per_user, *, cookies, think=0.0, seed=0):
+    """Let every browser GET ``path`` ``per_user`` times at once; return (latencies, seconds)."""
+    barrier = threading.Barrier(len(browsers) + 1)
+    latencies, failures = [], []
+    lock = threading.Lock()
+
+    def user(browser, index):
+        rng = random.Random(seed + index)
+        mine = []
+        barrier.wait()
+        for _ in range(per_user):
+            started = time.perf_counter()
+            status, _content = browser.request("GET", path.format(**browser.context),
+                                               cookies=cookies)
+            mine.append((time.perf_counter() - started) * 1000)
+            if status != 200:
+                failures.append(status)
+            if think:
+                time.sleep(rng.expovariate(1 / think))
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=user, args=(browser, index))
+               for index, browser in enumerate(browsers)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} requests failed under load: {sorted(set(failures))}")
+    return latencies, elapsed
+
+
+@section("http", quick={"users": 2, "per_user": 3, "paced_per_user": 2})
+def bench_http(*, users=20, per_user=40, paced_per_user=10, think_s=1.0, workers=2):
+    """Return requests/s and latency of a wizard step and of /healthz under gunicorn.
+
+    ``users`` clients sign in, then all GET their own draft's step at once without
+    pause (saturation: requests/s), then /healthz the same way, then the step again
+    with a random pause averaging ``think_s`` between requests (latency at load).
+    """
+    password = secrets.token_urlsafe(16)
+    password_hash = make_password(password)
+    now = timezone.localtime()
+    answers = {code: value for code, value in typical_answers(now).items()
+               if instrument.step_of(code).slug not in (HTTP_STEP, "review")}
+    accounts = []
+    for index in range(users):
+        user = make_bench_user(f"bench-http-{index}", Role.INTAKE_STAFF,
+                               password_hash=password_hash)
+        draft = Draft.objects.create(created_by=user, answers=instrument.encode_answers(answers),
+                                     last_step=HTTP_STEP)
+        accounts.append((user.username, draft.pk))
+    port = _free_port(HTTP_PORTS)
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(connections[DEFAULT_DB_ALIAS].settings_dict),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        # Plain http on the loopback: TLS is the proxy's job in production.
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "intake.wsgi:application", "--bind",
+         f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"],
+        cwd=settings.BASE_DIR, env=env,
+    )
+    try:
+        _wait_until_up(port, server)
+        browsers = []
+        for username, draft_id in accounts:
+            browser = _Browser(port)
+            browser.sign_in(username, password)
+            browser.context = {"draft_id": draft_id}
+            browsers.append(browser)
+        step_path = reverse("intake:wizard_step", kwargs={"draft_id": 0, "step": HTTP_STEP})
+        step_path = step_path.replace("/0/", "/{draft_id}/")
+        hello_path = reverse("healthz")
+        _hammer(browsers, step_path, 1, cookies=True)  # warm both workers
+        step, step_s = _hammer(browsers, step_path, per_user, cookies=True)
+        hello, hello_s = _hammer(browsers, hello_path, per_user, cookies=False)
+        paced, _paced_s = _hammer(browsers, step_path, paced_per_user, cookies=True,
+                                  think=think_s, seed=1)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    step_rps = len(step) / step_s
+    hello_rps = len(hello) / hello_s
+    return {
+        "http_users": users,
+        "http_workers": workers,
+        "http_step_rps": round(step_rps, 1),
+        "http_hello_rps": round(hello_rps, 1),
+        "http_step_to_hello_ratio": round(step_rps / hello_rps, 3),
+        "http_step_median_ms": round(statistics.median(step), 1),
+        "http_step_p95_ms": round(percentile(step, 0.95), 1),
+        "http_hello_p95_ms": round(percentile(hello, 0.95), 1),
+        "http_step_paced_median_ms": round(statistics.median(paced), 1),
+        "http_step_paced_p95_ms": round(percentile(paced, 0.95), 1),
+    }
+
+
+def _wait_until_up(port, server, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError("gunicorn exited before serving")
+        try:
+            status, _content = _Browser(port).request("GET", reverse("healthz"))
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("gunicorn did not answer /healthz in time")

@@ -24,8 +24,16 @@ SUBMITTED = "intake.screening.submitted"
 
 def flagged_answers():
     """Return complete answers that raise several flags (suicidal ideation with a plan)."""
-    return quiet_answers(cssrs_2="yes", cssrs_3="yes", cssrs_4="yes", cssrs_5="no",
-                         vit_sbp=150, vit_dbp=95, vit_bp_repeat_sbp=150, vit_bp_repeat_dbp=95)
+    return quiet_answers(
+        cssrs_2="yes",
+        cssrs_3="yes",
+        cssrs_4="yes",
+        cssrs_5="no",
+        vit_sbp=150,
+        vit_dbp=95,
+        vit_bp_repeat_sbp=150,
+        vit_bp_repeat_dbp=95,
+    )
 
 
 def run_threads(targets, *, timeout=60):
@@ -150,10 +158,12 @@ def test_a_fault_on_one_of_concurrent_submissions_does_not_affect_the_others(
     doomed.save(update_fields=["answers"])
     before = dict(doomed.answers)
     monkeypatch.setattr(Flag.objects, "bulk_create", flaky)
-    outcomes = run_threads([
-        (lambda draft=draft: services.submit_screening(draft_id=draft.pk, user=staff_user).pk)
-        for draft in drafts
-    ])
+    outcomes = run_threads(
+        [
+            (lambda draft=draft: services.submit_screening(draft_id=draft.pk, user=staff_user).pk)
+            for draft in drafts
+        ]
+    )
     assert isinstance(outcomes[2], Boom)
     assert all(isinstance(outcomes[index], int) for index in (0, 1, 3, 4))
     doomed.refresh_from_db()
