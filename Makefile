@@ -31,6 +31,7 @@ lint: setup
 	$(BIN)/ruff format --check intake tests
 
 bench: setup
+	DJANGO_DEBUG=0 DJANGO_SECRET_KEY=bench-only $(BIN)/python manage.py collectstatic --noinput -v0
 	DJANGO_DEBUG=0 DJANGO_SECRET_KEY=bench-only $(BIN)/python manage.py bench
 
 clean:
