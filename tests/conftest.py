@@ -1,3 +1,5 @@
+import importlib
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -6,6 +8,28 @@ from intake.models import Role
 from intake.roles import ADMIN_ROLES
 
 PASSWORD = "correct-horse-battery-staple"
+
+
+def restore_migration_rows():
+    """Recreate the rows data migrations made (role groups, determinations) if they are gone."""
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    if not Group.objects.filter(name=Role.CLINICIAN).exists():
+        migration = importlib.import_module("intake.migrations.0002_roles_and_determinations")
+        migration.create_roles(apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _restore_rows_after_flush(request, django_db_blocker):
+    """Give every database test the migration rows that a transactional test's flush removed."""
+    uses_db = request.node.get_closest_marker("django_db") or (
+        {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+    )
+    if uses_db:
+        request.getfixturevalue("django_db_setup")
+        with django_db_blocker.unblock():
+            restore_migration_rows()
 
 
 @pytest.fixture
