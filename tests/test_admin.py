@@ -405,6 +405,25 @@ def test_queue_filters_and_search(client, clinician, staff_user, query, expected
     assert {s.patient_last_name for s in response.context["cl"].result_list} == expected
 
 
+def test_queue_submitter_filter_lists_only_submitters_without_scanning_screenings(
+    client, clinician, staff_user, make_user
+):
+    other = make_user("staff2", Role.INTAKE_STAFF)
+    make_user("idle", Role.INTAKE_STAFF)
+    flagged_screening(staff_user, [], last_name="Mine")
+    flagged_screening(other, [], last_name="Theirs")
+    client.force_login(clinician)
+    url = reverse("admin:intake_screening_changelist")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    submitter = next(f for f in response.context["cl"].filter_specs if f.title == "submitted by")
+    assert {label for _pk, label in submitter.lookup_choices} == {"staff", "staff2"}
+    assert not any("DISTINCT" in q["sql"] for q in queries.captured_queries)
+    assert sum("COUNT(" in q["sql"] for q in queries.captured_queries) == 1
+    response = client.get(url + f"?submitted_by__id__exact={other.pk}")
+    assert [s.patient_last_name for s in response.context["cl"].result_list] == ["Theirs"]
+
+
 def test_queue_searches_by_screening_number(client, clinician, staff_user):
     flagged_screening(staff_user, [])
     target = flagged_screening(staff_user, [], last_name="Target")
