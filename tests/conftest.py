@@ -1,4 +1,6 @@
+import contextlib
 import importlib
+import os
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -60,3 +62,15 @@ def clinician(make_user):
 @pytest.fixture
 def clinic_admin(make_user):
     return make_user("clinicadmin", Role.CLINIC_ADMIN)
+
+
+def pytest_unconfigure(config):
+    """Remove the SQLite test database's WAL files (Django deletes only the database file)."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    name = database.get("TEST", {}).get("NAME")
+    if name and database["ENGINE"].endswith("sqlite3"):
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(f"{name}{suffix}")
