@@ -10,11 +10,11 @@ import logging
 import re
 import traceback
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.views import redirect_to_login
-from django.conf import settings
 from django.db import transaction
 from django.forms.utils import ErrorDict
 from django.http import Http404
@@ -260,10 +260,7 @@ class ScreeningWizard(NamedUrlWizardView):
         if step == REVIEW:
             self.persist(step, step)
             return self.render_done(form, **kwargs)
-        if returning and REVIEW in form_list:
-            target = REVIEW
-        else:
-            target = self.get_next_step(step) or REVIEW
+        target = REVIEW if returning and REVIEW in form_list else self.get_next_step(step) or REVIEW
         self.persist(step, target)
         return redirect(self.get_step_url(target))
 
