@@ -21,7 +21,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from intake import audit, instrument, reviews, thresholds
+from intake import audit, instrument, presentation, reviews, thresholds
 from intake.admin_forms import (
     AddendumForm,
     RecordReviewForm,
@@ -38,20 +38,6 @@ admin.site.site_title = _("Review panel")
 admin.site.index_title = _("Screenings, reviews and clinic settings")
 # The queue needs the width more than a second copy of the index menu.
 admin.site.enable_nav_sidebar = False
-
-DERIVED_LABELS = {
-    "age": _("Age"),
-    "bmi": _("BMI"),
-    "bp_rest_sbp": _("Rested systolic BP"),
-    "bp_rest_dbp": _("Rested diastolic BP"),
-    "audc_total": _("AUDIT-C total"),
-    "phq9_total": _("PHQ-9 total"),
-    "gad7_total": _("GAD-7 total"),
-    "stopbang_score": _("STOP-Bang score"),
-    "stopbang_unknown": _("STOP-Bang items not scored"),
-    "med_unrecognized": _("Medicines not recognized by the lexicon"),
-}
-
 
 # Short status labels so the queue fits a laptop screen.
 QUEUE_STATUS = {
@@ -94,7 +80,7 @@ def evidence_text(item):
         return str(item)
     question = instrument.QUESTIONS.get(code)
     if question is None:
-        return f"{DERIVED_LABELS.get(code, code)}: {value}"
+        return f"{presentation.DERIVED_LABELS.get(code, code)}: {value}"
     try:
         shown = instrument.display_value(
             code, instrument.decode_value(question, value), timezone.get_current_timezone()
@@ -102,35 +88,6 @@ def evidence_text(item):
     except (TypeError, ValueError, KeyError, ArithmeticError):
         shown = str(value)
     return f"{question.label}: {shown}"
-
-
-def answer_sections(screening):
-    """Return the frozen answers grouped by section as (title, [(code, label, text)])."""
-    answers = instrument.decode_answers(screening.answers)
-    tz = timezone.get_current_timezone()
-    sections = []
-    for step in instrument.STEPS:
-        rows = [
-            (q.code, q.label, instrument.display_value(q.code, answers[q.code], tz))
-            for q in step.questions
-            if q.code in answers
-        ]
-        if rows:
-            sections.append((step.title, rows))
-    return sections
-
-
-def derived_rows(screening):
-    """Return the derived values as (label, text) in a fixed order."""
-    rows = []
-    for name, label in DERIVED_LABELS.items():
-        value = screening.derived.get(name)
-        if value in (None, "", []):
-            continue
-        if isinstance(value, list):
-            value = ", ".join(str(item) for item in value)
-        rows.append((label, value))
-    return rows
 
 
 # ---------------------------------------------------------------------------
@@ -400,8 +357,10 @@ class ScreeningAdmin(admin.ModelAdmin):
             gettext("Screening #%(id)s") % {"id": screening.pk},
             flags=[(flag, [evidence_text(item) for item in flag.evidence]) for flag in flags],
             badges=flag_badges(screening),
-            sections=answer_sections(screening),
-            derived=derived_rows(screening),
+            sections=presentation.snapshot_sections(
+                screening, tz=timezone.get_current_timezone()
+            ),
+            derived=presentation.derived_rows(screening.derived or {}),
             review_list=list(screening.reviews.select_related("clinician", "voided_by")),
             addendum_list=list(screening.addenda.select_related("author")),
             history=AuditEvent.objects.filter(

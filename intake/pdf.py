@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from weasyprint.css import ColorProfile
 from weasyprint.text.fonts import FontConfiguration
 
-from intake import fhir, instrument, lexicon
+from intake import fhir, presentation
 
 # A virtual origin for our static files: no real file lives under it, so a
 # ``file://`` URL can only reach a static file through the finders.
@@ -37,7 +37,6 @@ ATTACHMENT_NAME = "questionnaire-response.json"
 OUTPUT_INTENT = "intake-srgb"
 SEVERITY_ORDER = ("urgent", "review", "caution", "info")
 _PAGE_SIZE = re.compile(r"^[A-Za-z0-9. ]{1,40}$")
-_UNSURE = frozenset({"unsure"})
 
 
 class FetchRefused(ValueError):
@@ -211,63 +210,9 @@ def _severity_key(flag):
     return "urgent" if flag.urgent else flag.severity
 
 
-def _answer_rows(step, answers, derived, tz):
-    rows = []
-    for question in step.questions:
-        if question.code not in answers:
-            continue
-        value = answers[question.code]
-        row = {"code": question.code, "label": question.label, "type": question.type}
-        if question.type == instrument.MED_LIST:
-            classes = derived.get("med_classes") or []
-            row["medications"] = [
-                {
-                    **med,
-                    "classes": [
-                        _class_label(key) for key in (classes[i] if i < len(classes) else [])
-                    ],
-                }
-                for i, med in enumerate(value)
-            ]
-        else:
-            row["value"] = instrument.display_value(question.code, value, tz=tz)
-            selected = set(value) if isinstance(value, list) else {value}
-            row["unsure"] = bool(selected & _UNSURE)
-            row["long"] = question.type == instrument.TEXT
-        rows.append(row)
-    return rows
-
-
-def _class_label(key):
-    try:
-        return lexicon.class_label(key)
-    except KeyError:
-        return key
-
-
-def _derived_rows(derived):
-    labels = (
-        ("age", _("Age (years)")),
-        ("bmi", _("BMI (kg/m²)")),
-        ("bp_rest_sbp", _("Rested BP (systolic)")),
-        ("bp_rest_dbp", _("Rested BP (diastolic)")),
-        ("phq9_total", _("PHQ-9 total")),
-        ("gad7_total", _("GAD-7 total")),
-        ("audc_total", _("AUDIT-C total")),
-        ("stopbang_score", _("STOP-Bang score")),
-    )
-    rows = [{"label": label, "value": derived[name]} for name, label in labels
-            if derived.get(name) not in (None, "")]
-    if derived.get("stopbang_unknown"):
-        rows.append({"label": _("STOP-Bang items not scored"),
-                     "value": ", ".join(derived["stopbang_unknown"])})
-    return rows
-
-
 def summary_context(screening, *, reviews=None, addenda=None):
     """Return the template context of the summary: the snapshot and the review rows."""
     tz = clinic_tz()
-    answers = instrument.decode_answers(screening.answers)
     derived = screening.derived or {}
     flags = list(screening.flags.all())
     flags.sort(key=lambda flag: (SEVERITY_ORDER.index(_severity_key(flag)), flag.position))
@@ -276,11 +221,6 @@ def summary_context(screening, *, reviews=None, addenda=None):
         counts[_severity_key(flag)] += 1
     reviews = current_reviews(screening) if reviews is None else list(reviews)
     addenda = current_addenda(screening) if addenda is None else list(addenda)
-    sections = []
-    for step in instrument.STEPS:
-        rows = _answer_rows(step, answers, derived, tz)
-        if rows:
-            sections.append({"title": step.title, "rows": rows})
     page_size = settings.PDF_PAGE_SIZE
     if not _PAGE_SIZE.match(page_size or ""):
         page_size = "Letter"
@@ -310,8 +250,8 @@ def summary_context(screening, *, reviews=None, addenda=None):
         ],
         "urgent_flags": [flag for flag in flags if flag.urgent],
         "counts": counts,
-        "derived_rows": _derived_rows(derived),
-        "sections": sections,
+        "derived_rows": presentation.derived_rows(derived),
+        "sections": presentation.snapshot_sections(screening, tz=tz),
         "reviews": reviews,
         "active_reviews": [review for review in reviews if not review.void],
         "addenda": addenda,

@@ -8,9 +8,9 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from intake import audit, instrument, lexicon, services
+from intake import audit, instrument, presentation, services
 from intake.models import Screening
-from intake.wizard import URL_NAME, is_unsure
+from intake.wizard import URL_NAME
 
 RECENT_SUBMISSIONS = 20
 
@@ -65,32 +65,6 @@ def optional_url(name, pk):
         return None
 
 
-def answer_sections(screening):
-    """Return the screening's answers grouped by step, in wizard order, for display."""
-    answers = instrument.decode_answers(screening.answers)
-    tz = timezone.get_current_timezone()
-    sections = []
-    for step in instrument.STEPS:
-        rows = []
-        for q in step.questions:
-            if q.code not in answers:
-                continue
-            value = answers[q.code]
-            row = {"label": q.label, "unsure": is_unsure(q.code, value)}
-            if q.type == instrument.MED_LIST:
-                row["medications"] = [
-                    {**med, "classes": [lexicon.class_label(key)
-                                        for key in lexicon.classify(med["name"])]}
-                    for med in value
-                ]
-            else:
-                row["display"] = instrument.display_value(q.code, value, tz)
-            rows.append(row)
-        if rows:
-            sections.append({"title": step.title, "rows": rows})
-    return sections
-
-
 @permission_required("intake.conduct_screening", raise_exception=True)
 def screening(request, pk):
     """Show a submitted screening (its frozen snapshot) and audit the read."""
@@ -108,7 +82,9 @@ def screening(request, pk):
             "urgent_flags": [flag for flag in flags if flag.urgent],
             "suicide_protocol": settings.SUICIDE_SAFETY_PROTOCOL,
             "review": review,
-            "sections": answer_sections(record),
+            "sections": presentation.snapshot_sections(
+                record, tz=timezone.get_current_timezone()
+            ),
             "derived": record.derived,
             "pdf_url": optional_url("intake:screening_pdf", record.pk),
             "fhir_url": optional_url("intake:screening_fhir", record.pk),

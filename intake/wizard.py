@@ -23,12 +23,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.generic import TemplateView
 from formtools.wizard.storage.base import BaseStorage
 from formtools.wizard.views import NamedUrlWizardView, StepsHelper
 
-from intake import audit, instrument, lexicon, rules, services
+from intake import audit, instrument, lexicon, presentation, rules, services
 from intake.forms import step_form_class
 from intake.models import Draft
 
@@ -434,88 +433,34 @@ def error_summary(form):
     return summary
 
 
-UNSURE_KEYS = {"unsure"}
-
-
-def is_unsure(code, value):
-    """Return whether an answer is (or includes) "unsure"."""
-    if isinstance(value, list):
-        return any(key in UNSURE_KEYS for key in value if isinstance(key, str))
-    return value in UNSURE_KEYS
-
-
-DERIVED_LABELS = (
-    ("age", gettext_lazy("Age (years)"), gettext_lazy("Not computed: needs the date of birth.")),
-    ("bmi", gettext_lazy("BMI (kg/m²)"), gettext_lazy("Not computed: needs weight and height.")),
-    ("bp_rest_sbp", gettext_lazy("Rested systolic BP (mmHg)"),
-     gettext_lazy("Not computed: needs the blood pressure.")),
-    ("bp_rest_dbp", gettext_lazy("Rested diastolic BP (mmHg)"),
-     gettext_lazy("Not computed: needs the blood pressure.")),
-    ("audc_total", gettext_lazy("AUDIT-C total"),
-     gettext_lazy("Not computed: needs the AUDIT-C items.")),
-    ("phq9_total", gettext_lazy("PHQ-9 total"),
-     gettext_lazy("Not computed: needs all nine PHQ-9 items.")),
-    ("gad7_total", gettext_lazy("GAD-7 total"),
-     gettext_lazy("Not computed: needs all seven GAD-7 items.")),
-    ("stopbang_score", gettext_lazy("STOP-Bang score"),
-     gettext_lazy("Not computed: STOP-Bang is asked only when sleep apnea is not diagnosed "
-                  "or its diagnosis is unsure.")),
-)
-
-
 def derived_rows(answers, thresholds):
-    """Return ``[(label, value or None, why missing)]`` for the derived values (section 4)."""
+    """Return the draft's derived values (section 4) as display rows, or None if not available."""
     try:
         derived = rules.derive(answers, now=timezone.localtime(), thresholds=thresholds)
     except NotImplementedError:
         return None
-    rows = []
-    for name, label, why in DERIVED_LABELS:
-        value = derived.get(name)
-        if name == "stopbang_score" and value is not None and derived.get("stopbang_unknown"):
-            value = _("%(score)s (items not scored: %(items)s)") % {
-                "score": value, "items": ", ".join(derived["stopbang_unknown"])
-            }
-        rows.append((label, value, why))
-    return rows
+    return presentation.derived_rows(derived, include_missing=True)
 
 
 def review_sections(wizard):
     """Return every shown answer grouped by step, with "Unsure" and missing answers marked."""
     answers = wizard.answers
-    tz = timezone.get_current_timezone()
-    sections = []
-    for slug in wizard.get_form_list():
-        if slug == REVIEW:
-            continue
-        step = instrument.STEPS_BY_SLUG[slug]
-        rows = []
-        for q in step.questions:
-            if not instrument.is_shown(q.code, answers, wizard.thresholds):
-                continue
-            value = answers.get(q.code)
-            if q.code not in answers:
-                if q.type == instrument.BOOL or q.required:
-                    rows.append({"label": q.label, "missing": True})
-                continue
-            row = {"label": q.label, "code": q.code, "unsure": is_unsure(q.code, value)}
-            if q.type == instrument.MED_LIST:
-                row["medications"] = [
-                    {**med, "classes": [lexicon.class_label(key)
-                                        for key in lexicon.classify(med["name"])]}
-                    for med in value
-                ]
-            else:
-                row["display"] = instrument.display_value(q.code, value, tz)
-            rows.append(row)
-        sections.append({
-            "slug": slug,
-            "title": step.title,
-            "url": wizard.get_step_url(slug) + "?return=review",
+    steps = [instrument.STEPS_BY_SLUG[slug] for slug in wizard.get_form_list() if slug != REVIEW]
+    sections = presentation.answer_sections(
+        answers,
+        tz=timezone.get_current_timezone(),
+        include_missing=True,
+        thresholds=wizard.thresholds,
+        steps=steps,
+    )
+    return [
+        {
+            **section,
+            "url": wizard.get_step_url(step.slug) + "?return=review",
             "complete": instrument.step_complete(step, answers, wizard.thresholds),
-            "rows": rows,
-        })
-    return sections
+        }
+        for step, section in zip(steps, sections, strict=True)
+    ]
 
 
 def plausibility_warnings(wizard):
