@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from intake import instrument
+from intake.formdata import step_post_data
 from intake.models import Draft
 
 
@@ -14,30 +15,8 @@ def step_url(draft, slug):
 
 
 def post_data(slug, answers, **extra):
-    """Return the POST body of step ``slug`` answering with the typed ``answers``."""
-    data = {}
-    for q in instrument.STEPS_BY_SLUG[slug].questions:
-        if q.code not in answers:
-            continue
-        name = f"{slug}-{q.code}"
-        value = answers[q.code]
-        if q.type == instrument.MULTI:
-            data[name] = list(value)
-        elif q.type == instrument.BOOL:
-            if value:
-                data[name] = "on"
-        elif q.type == instrument.DATE:
-            data[name] = value.isoformat()
-        elif q.type == instrument.DATETIME:
-            data[name] = timezone.localtime(value).strftime("%Y-%m-%dT%H:%M")
-        elif q.type == instrument.MED_LIST:
-            for index, row in enumerate(value):
-                for key in instrument.MED_ROW_KEYS:
-                    data[f"{name}-{index}-{key}"] = row[key]
-        else:
-            data[name] = str(value)
-    data.update(extra)
-    return data
+    """Return the POST body of step ``slug`` with the typed ``answers``, plus ``extra``."""
+    return {**step_post_data(slug, answers), **extra}
 
 
 def start(client):
