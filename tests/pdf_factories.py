@@ -73,16 +73,24 @@ def realistic_answers(**overrides):
     return {code: value for code, value in answers.items() if value is not None}
 
 
-def build_screening(user, answers=None, flags=(), *, submitted_at=None, derived=None):
-    """Return a submitted screening with exactly ``flags`` ((id, severity, urgent, msg, basis))."""
+def age_on(answers, submitted_at):
+    """Return the patient's age in years on the local date of ``submitted_at``."""
+    day = timezone.localtime(submitted_at).date()
+    dob = answers["date_of_birth"]
+    return day.year - dob.year - ((day.month, day.day) < (dob.month, dob.day))
+
+
+def build_screening(user, answers=None, flags=(), *, submitted_at=None, derived=None,
+                    thresholds_version=3, evidence=()):
+    """Return a submitted screening with exactly ``flags`` ((id, severity, urgent, msg, basis)).
+
+    Every flag gets the same ``evidence``.
+    """
     answers = quiet_answers() if answers is None else answers
     submitted_at = submitted_at or timezone.now()
     if derived is None:
-        age_at = timezone.localtime(submitted_at).date()
-        dob = answers["date_of_birth"]
-        age = age_at.year - dob.year - ((age_at.month, age_at.day) < (dob.month, dob.day))
-        derived = {"age": age, "bmi": "25.2", "phq9_total": 9, "gad7_total": 7,
-                   "audc_total": 0, "bp_rest_sbp": answers["vit_sbp"],
+        derived = {"age": age_on(answers, submitted_at), "bmi": "25.2", "phq9_total": 9,
+                   "gad7_total": 7, "audc_total": 0, "bp_rest_sbp": answers["vit_sbp"],
                    "bp_rest_dbp": answers["vit_dbp"]}
         if "medications" in answers:
             derived["med_classes"] = [
@@ -93,7 +101,7 @@ def build_screening(user, answers=None, flags=(), *, submitted_at=None, derived=
         submitted_at=submitted_at,
         instrument_version=instrument.INSTRUMENT_VERSION,
         lexicon_version="1.0",
-        thresholds_version=3,
+        thresholds_version=thresholds_version,
         thresholds=encode(dict(DEFAULTS)),
         answers=instrument.encode_answers(answers),
         derived=derived,
@@ -109,7 +117,7 @@ def build_screening(user, answers=None, flags=(), *, submitted_at=None, derived=
     )
     Flag.objects.bulk_create(
         Flag(screening=screening, position=position, rule_id=rule_id, severity=severity,
-             urgent=urgent, message=message, basis=list(basis), evidence=[])
+             urgent=urgent, message=message, basis=list(basis), evidence=list(evidence))
         for position, (rule_id, severity, urgent, message, basis) in enumerate(flags)
     )
     digest = services.snapshot_sha256(services.snapshot_document(screening))

@@ -5,13 +5,11 @@ row with exactly the flags they need instead of going through the rules.
 """
 
 import datetime as dt
-import importlib
 
 from django.utils import timezone
 
-from intake import instrument, services, thresholds
-from intake.models import Flag, Screening
 from tests.factories import quiet_answers
+from tests.pdf_factories import age_on, build_screening
 
 FLAG_TEXT = {
     "SUI-01": ("review", True, "Suicidal thoughts with a plan or intent were reported."),
@@ -27,57 +25,18 @@ def flagged_screening(user, rule_ids=(), *, submitted_at=None, **answer_override
     """Return a submitted screening of ``user`` with one flag per rule id (see FLAG_TEXT)."""
     answers = quiet_answers(**answer_overrides)
     submitted_at = submitted_at or timezone.now()
-    flags = [(rule_id, *FLAG_TEXT[rule_id]) for rule_id in rule_ids]
+    flags = [(rule_id, *FLAG_TEXT[rule_id], ["K12"]) for rule_id in rule_ids]
     flags.sort(key=lambda f: (not f[2], ("review", "caution", "info").index(f[1])))
-    dob = answers["date_of_birth"]
-    today = timezone.localtime(submitted_at).date()
-    age = today.year - dob.year - ((today.month, today.day) < (dob.month, dob.day))
-    screening = Screening.objects.create(
-        submitted_by=user,
+    return build_screening(
+        user,
+        answers,
+        flags,
         submitted_at=submitted_at,
-        instrument_version=instrument.INSTRUMENT_VERSION,
-        lexicon_version="1.0",
+        derived={"age": age_on(answers, submitted_at), "bmi": "25.2", "phq9_total": 9,
+                 "gad7_total": 7},
         thresholds_version=0,
-        thresholds=thresholds.encode(thresholds.DEFAULTS),
-        answers=instrument.encode_answers(answers),
-        derived={"age": age, "bmi": "25.2", "phq9_total": 9, "gad7_total": 7},
-        snapshot_sha256="",
-        patient_first_name=answers["first_name"],
-        patient_last_name=answers["last_name"],
-        patient_mrn=answers.get("mrn", ""),
-        patient_date_of_birth=dob,
-        urgent_count=sum(1 for f in flags if f[2]),
-        review_count=sum(1 for f in flags if f[1] == "review"),
-        caution_count=sum(1 for f in flags if f[1] == "caution"),
-        info_count=sum(1 for f in flags if f[1] == "info"),
+        evidence=[{"code": "vit_sbp", "value": 186}],
     )
-    Flag.objects.bulk_create(
-        Flag(
-            screening=screening,
-            position=position,
-            rule_id=rule_id,
-            severity=severity,
-            urgent=urgent,
-            message=message,
-            basis=["K12"],
-            evidence=[{"code": "vit_sbp", "value": 186}],
-        )
-        for position, (rule_id, severity, urgent, message) in enumerate(flags)
-    )
-    digest = services.snapshot_sha256(services.snapshot_document(screening))
-    Screening.objects.filter(pk=screening.pk).update(snapshot_sha256=digest)
-    screening.snapshot_sha256 = digest
-    return screening
-
-
-def ensure_roles():
-    """Recreate the role groups and default determinations if a transactional test flushed them."""
-    from django.apps import apps
-    from django.contrib.auth.models import Group
-
-    if not Group.objects.filter(name="clinician").exists():
-        migration = importlib.import_module("intake.migrations.0002_roles_and_determinations")
-        migration.create_roles(apps, None)
 
 
 def days_ago(days):

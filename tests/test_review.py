@@ -11,7 +11,7 @@ from intake import reviews, services, thresholds
 from intake.models import AuditEvent, Determination, Review, Screening, ThresholdSet
 from intake.services import IntakeError
 from tests.conftest import PASSWORD
-from tests.review_data import ensure_roles, flagged_screening
+from tests.review_data import flagged_screening
 
 pytestmark = pytest.mark.django_db
 
@@ -157,13 +157,8 @@ def test_intake_staff_cannot_sign(screening, staff_user, determination):
         sign(screening, staff_user, determination)
 
 
-@pytest.fixture
-def roles_present(transactional_db):
-    ensure_roles()
-
-
 @pytest.mark.django_db(transaction=True)
-def test_two_clinicians_signing_at_once_one_succeeds(roles_present, make_user):
+def test_two_clinicians_signing_at_once_one_succeeds(make_user):
     if connection.vendor != "postgresql":
         pytest.skip("row locks across threads are exercised on PostgreSQL (CI)")
     staff_user = make_user("frontdesk", "intake_staff")

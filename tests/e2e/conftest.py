@@ -1,6 +1,5 @@
 """Browser-test fixtures: Debian's Chromium, driven by Playwright, against the live server."""
 
-import importlib
 import os
 from pathlib import Path
 
@@ -42,25 +41,7 @@ def chromium():
 
 
 @pytest.fixture
-def roles(transactional_db):
-    """Recreate the role groups (a transactional test flushes the migration's rows)."""
-    from django.apps import apps
-    from django.contrib.auth.models import Group
-
-    if not Group.objects.filter(name="intake_staff").exists():
-        migration = importlib.import_module("intake.migrations.0002_roles_and_determinations")
-        migration.create_roles(apps, None)
-
-
-@pytest.fixture(autouse=True)
-def restore_role_groups(request):
-    """Give every live-server test the role groups, whatever ran before it."""
-    if "live_server" in request.fixturenames:
-        request.getfixturevalue("roles")
-
-
-@pytest.fixture
-def e2e_staff(roles, django_user_model):
+def e2e_staff(transactional_db, django_user_model):
     from django.contrib.auth.models import Group
 
     from tests.conftest import PASSWORD

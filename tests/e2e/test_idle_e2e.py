@@ -7,17 +7,8 @@ from django.shortcuts import redirect
 from django.template import engines
 from django.test import Client
 from django.urls import include, path, reverse
-from playwright.sync_api import sync_playwright
 
 ARTIFACTS = "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 # A stand-in for a wizard step: the contract idle.js relies on is a
 # form[data-autosave] with an "autosave" input and a "wizard_save_exit" button.
@@ -73,9 +64,8 @@ def idle_app(settings, live_server, django_user_model):
     return live_server.url, client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
-def browser_page(playwright, base_url, session_key):
-    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-    context = browser.new_context()
+def browser_page(chromium, base_url, session_key):
+    context = chromium.new_context()
     context.add_cookies([{"name": "sessionid", "value": session_key, "url": base_url}])
     page = context.new_page()
     problems = []
@@ -84,45 +74,43 @@ def browser_page(playwright, base_url, session_key):
         "console",
         lambda message: problems.append(message.text) if message.type == "error" else None,
     )
-    return browser, page, problems
+    return context, page, problems
 
 
-def test_warning_dialog_keeps_the_session_then_signs_out_when_idle(idle_app):
+def test_warning_dialog_keeps_the_session_then_signs_out_when_idle(idle_app, chromium):
     base_url, session_key = idle_app
-    with sync_playwright() as playwright:
-        browser, page, problems = browser_page(playwright, base_url, session_key)
-        page.goto(base_url + "/e2e/page/")
-        dialog = page.locator("#idle-dialog")
-        assert not dialog.is_visible()
+    context, page, problems = browser_page(chromium, base_url, session_key)
+    page.goto(base_url + "/e2e/page/")
+    dialog = page.locator("#idle-dialog")
+    assert not dialog.is_visible()
 
-        page.wait_for_selector("#idle-dialog[open]", timeout=10_000)
-        assert dialog.get_attribute("role") == "alertdialog"
-        assert page.evaluate("document.activeElement.hasAttribute('data-idle-stay')")
-        assert page.locator("[data-idle-countdown]").inner_text().startswith("0:0")
-        page.screenshot(path=f"{ARTIFACTS}/idle_warning.png")
+    page.wait_for_selector("#idle-dialog[open]", timeout=10_000)
+    assert dialog.get_attribute("role") == "alertdialog"
+    assert page.evaluate("document.activeElement.hasAttribute('data-idle-stay')")
+    assert page.locator("[data-idle-countdown]").inner_text().startswith("0:0")
+    page.screenshot(path=f"{ARTIFACTS}/idle_warning.png")
 
-        with page.expect_response(lambda r: r.url.endswith("/session/keepalive/")) as info:
-            page.get_by_role("button", name="Stay signed in").click()
-        assert info.value.status == 204
-        page.wait_for_selector("#idle-dialog:not([open])", state="attached", timeout=2_000)
+    with page.expect_response(lambda r: r.url.endswith("/session/keepalive/")) as info:
+        page.get_by_role("button", name="Stay signed in").click()
+    assert info.value.status == 204
+    page.wait_for_selector("#idle-dialog:not([open])", state="attached", timeout=2_000)
 
-        page.wait_for_url(f"{base_url}/accounts/login/?next=%2Fe2e%2Fpage%2F", timeout=20_000)
-        page.goto(base_url + "/e2e/page/")
-        assert page.url.startswith(base_url + "/accounts/login/")
-        assert problems == []
-        browser.close()
+    page.wait_for_url(f"{base_url}/accounts/login/?next=%2Fe2e%2Fpage%2F", timeout=20_000)
+    page.goto(base_url + "/e2e/page/")
+    assert page.url.startswith(base_url + "/accounts/login/")
+    assert problems == []
+    context.close()
 
 
-def test_idle_wizard_step_is_saved_before_sign_out(idle_app):
+def test_idle_wizard_step_is_saved_before_sign_out(idle_app, chromium):
     base_url, session_key = idle_app
-    with sync_playwright() as playwright:
-        browser, page, problems = browser_page(playwright, base_url, session_key)
-        page.goto(base_url + "/e2e/autosave/")
-        page.fill("#answer", "")
+    context, page, problems = browser_page(chromium, base_url, session_key)
+    page.goto(base_url + "/e2e/autosave/")
+    page.fill("#answer", "")
 
-        page.wait_for_url(f"{base_url}/accounts/login/?next=/e2e/autosave/", timeout=20_000)
-        assert problems == []
-        browser.close()
+    page.wait_for_url(f"{base_url}/accounts/login/?next=/e2e/autosave/", timeout=20_000)
+    assert problems == []
+    context.close()
 
     assert len(RECEIVED) == 1
     assert RECEIVED[0]["autosave"] == "1"

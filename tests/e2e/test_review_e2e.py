@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def queue(roles, make_user):
+def queue(make_user):
     """Return (clinician, urgent screening) with a small realistic queue around it."""
     staff = make_user("frontdesk", Role.INTAKE_STAFF)
     staff.first_name, staff.last_name = "Dana", "Front"
