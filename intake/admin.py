@@ -14,7 +14,7 @@ from django.db import connection
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
@@ -32,6 +32,7 @@ from intake.admin_forms import (
 )
 from intake.models import AuditEvent, Determination, Role, Screening, ThresholdSet
 from intake.services import IntakeError, current_thresholds
+from intake.views import optional_url
 
 admin.site.site_header = _("Review panel")
 admin.site.site_title = _("Review panel")
@@ -45,14 +46,6 @@ QUEUE_STATUS = {
     Screening.Status.REVIEWED: _("Signed"),
     Screening.Status.AMENDED: _("Signed, addendum"),
 }
-
-
-def optional_url(name, pk):
-    """Return the URL named ``name`` for screening ``pk``, or None while it does not exist."""
-    try:
-        return reverse(name, args=[pk])
-    except NoReverseMatch:
-        return None
 
 
 def flag_badges(screening):
@@ -414,6 +407,23 @@ class ScreeningAdmin(admin.ModelAdmin):
             gettext("The screening is back in the queue."),
         )
 
+    def _form_view(self, request, screening, form, *, act, success, view, template, title,
+                   context=dict):
+        """Run ``act(form)`` for a valid POST and return to the screening, else show the form.
+
+        ``context`` returns the page's extra context; it is built only when the page is shown.
+        """
+        if request.method == "POST" and form.is_valid():
+            try:
+                act(form)
+            except IntakeError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(request, success, messages.SUCCESS)
+                return redirect(self._change_url(screening))
+        self._viewed(request, screening, view)
+        return self._page(request, screening, template, title, form=form, **context())
+
     def record_review_view(self, request, object_id):
         screening = self._screening(request, object_id)
         if not request.user.has_perms(["intake.review_screening", "intake.add_review"]):
@@ -422,100 +432,73 @@ class ScreeningAdmin(admin.ModelAdmin):
             self.message_user(request, reviews.signed_message(screening), messages.WARNING)
             return redirect(self._change_url(screening))
         flags = reviews.flags_to_acknowledge(screening)
-        form = RecordReviewForm(request.POST or None, flags=flags)
-        if request.method == "POST" and form.is_valid():
-            try:
-                reviews.record_review(
-                    screening_id=screening.pk,
-                    user=request.user,
-                    determination_id=form.cleaned_data["determination"].pk,
-                    note=form.cleaned_data["note"],
-                    acknowledged_rule_ids=form.acknowledged_rule_ids(),
-                    password=form.cleaned_data["password"],
-                    request=request,
-                )
-            except IntakeError as exc:
-                form.add_error(None, str(exc))
-            else:
-                self.message_user(
-                    request,
-                    gettext("Review signed. The screening is locked."),
-                    messages.SUCCESS,
-                )
-                return redirect(self._change_url(screening))
-        self._viewed(request, screening, "record_review")
-        return self._page(
+        return self._form_view(
             request,
             screening,
-            "admin/intake/screening/record_review.html",
-            gettext("Record review of screening #%(id)s") % {"id": screening.pk},
-            form=form,
-            other_flags=[f for f in screening.flags.all() if f not in flags],
-            badges=flag_badges(screening),
-            claimed_by_other=screening.status == Screening.Status.IN_REVIEW
-            and screening.claimed_by_id not in (None, request.user.pk),
-            claimer=reviews.display_name(screening.claimed_by),
+            RecordReviewForm(request.POST or None, flags=flags),
+            act=lambda form: reviews.record_review(
+                screening_id=screening.pk,
+                user=request.user,
+                determination_id=form.cleaned_data["determination"].pk,
+                note=form.cleaned_data["note"],
+                acknowledged_rule_ids=form.acknowledged_rule_ids(),
+                password=form.cleaned_data["password"],
+                request=request,
+            ),
+            success=gettext("Review signed. The screening is locked."),
+            view="record_review",
+            template="admin/intake/screening/record_review.html",
+            title=gettext("Record review of screening #%(id)s") % {"id": screening.pk},
+            context=lambda: {
+                "other_flags": [f for f in screening.flags.all() if f not in flags],
+                "badges": flag_badges(screening),
+                "claimed_by_other": screening.status == Screening.Status.IN_REVIEW
+                and screening.claimed_by_id not in (None, request.user.pk),
+                "claimer": reviews.display_name(screening.claimed_by),
+            },
         )
 
     def addendum_view(self, request, object_id):
         screening = self._screening(request, object_id)
         if not request.user.has_perms(["intake.review_screening", "intake.add_addendum"]):
             raise PermissionDenied
-        form = AddendumForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                reviews.add_addendum(
-                    screening_id=screening.pk,
-                    user=request.user,
-                    text=form.cleaned_data["text"],
-                    password=form.cleaned_data["password"],
-                    request=request,
-                )
-            except IntakeError as exc:
-                form.add_error(None, str(exc))
-            else:
-                self.message_user(request, gettext("Addendum signed."), messages.SUCCESS)
-                return redirect(self._change_url(screening))
-        self._viewed(request, screening, "addendum")
-        return self._page(
+        return self._form_view(
             request,
             screening,
-            "admin/intake/screening/addendum.html",
-            gettext("Add an addendum to screening #%(id)s") % {"id": screening.pk},
-            form=form,
-            review=reviews.current_review(screening),
+            AddendumForm(request.POST or None),
+            act=lambda form: reviews.add_addendum(
+                screening_id=screening.pk,
+                user=request.user,
+                text=form.cleaned_data["text"],
+                password=form.cleaned_data["password"],
+                request=request,
+            ),
+            success=gettext("Addendum signed."),
+            view="addendum",
+            template="admin/intake/screening/addendum.html",
+            title=gettext("Add an addendum to screening #%(id)s") % {"id": screening.pk},
+            context=lambda: {"review": reviews.current_review(screening)},
         )
 
     def unlock_view(self, request, object_id):
         screening = self._screening(request, object_id)
         if not request.user.has_perm("intake.unlock_screening"):
             raise PermissionDenied
-        form = UnlockForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                reviews.unlock_screening(
-                    screening_id=screening.pk,
-                    user=request.user,
-                    reason=form.cleaned_data["reason"],
-                    request=request,
-                )
-            except IntakeError as exc:
-                form.add_error(None, str(exc))
-            else:
-                self.message_user(
-                    request,
-                    gettext("Unlocked. The signed review is kept in the history, marked void."),
-                    messages.SUCCESS,
-                )
-                return redirect(self._change_url(screening))
-        self._viewed(request, screening, "unlock")
-        return self._page(
+        return self._form_view(
             request,
             screening,
-            "admin/intake/screening/unlock.html",
-            gettext("Unlock screening #%(id)s") % {"id": screening.pk},
-            form=form,
-            review=reviews.current_review(screening),
+            UnlockForm(request.POST or None),
+            act=lambda form: reviews.unlock_screening(
+                screening_id=screening.pk,
+                user=request.user,
+                reason=form.cleaned_data["reason"],
+                request=request,
+            ),
+            success=gettext("Unlocked. The signed review is kept in the history, marked void."),
+            view="unlock",
+            template="admin/intake/screening/unlock.html",
+            title=gettext("Unlock screening #%(id)s") % {"id": screening.pk},
+            context=lambda: {"review": reviews.current_review(screening)},
         )
 
 
