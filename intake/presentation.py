@@ -11,22 +11,17 @@ from typing import NamedTuple
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from intake import instrument, lexicon
+from intake import instrument, lexicon, rules
 
 UNSURE_KEYS = frozenset({"unsure"})
 
+# The rules' labels (marked for translation there), with units where a value has one.
 DERIVED_LABELS = {
+    **{name: _(label) for name, label in rules.DERIVED_LABELS.items()},
     "age": _("Age (years)"),
     "bmi": _("BMI (kg/m²)"),
     "bp_rest_sbp": _("Rested systolic BP (mmHg)"),
     "bp_rest_dbp": _("Rested diastolic BP (mmHg)"),
-    "audc_total": _("AUDIT-C total"),
-    "phq9_total": _("PHQ-9 total"),
-    "gad7_total": _("GAD-7 total"),
-    "stopbang_score": _("STOP-Bang score"),
-    "stopbang_unknown": _("STOP-Bang items not scored"),
-    "med_classes": _("Medication classes"),
-    "med_unrecognized": _("Medications not recognized"),
 }
 
 # The derived values shown as rows (INSTRUMENT.md section 4), with why each may be missing.
