@@ -327,6 +327,7 @@ def bench_wizard(*, runs=8):
     _version, values = services.current_thresholds()
     slugs = [s.slug for s in instrument.STEPS if instrument.step_applies(s, answers, values)]
     per_step = {slug: [] for slug in slugs}
+    cpu_by_step = {slug: [] for slug in slugs}
     cpu_per_step = []
     totals = []
     with in_process_client(user) as client:
@@ -346,18 +347,22 @@ def bench_wizard(*, runs=8):
                 client.get(response["Location"], secure=True)
                 per_step[slug].append((time.perf_counter() - step_started) * 1000)
                 cpu_per_step.append((time.process_time() - step_cpu) * 1000)
+                cpu_by_step[slug].append(cpu_per_step[-1])
             totals.append((time.perf_counter() - started) * 1000)
     everything = [value for values_ in per_step.values() for value in values_]
+    # In-process figures: one client, no network, no concurrency. The goal's
+    # figure (``wizard_step_p95_ms``, 20 users working at once) is the http section's.
     return {
         "wizard_total_ms": round(statistics.median(totals), 1),
-        "wizard_step_median_ms": round(statistics.median(everything), 1),
-        "wizard_step_p95_ms": round(percentile(everything, 0.95), 1),
-        "wizard_step_median_cpu_ms": round(statistics.median(cpu_per_step), 1),
-        "wizard_step_p95_cpu_ms": round(percentile(cpu_per_step, 0.95), 1),
+        "wizard_inprocess_step_median_ms": round(statistics.median(everything), 1),
+        "wizard_inprocess_step_p95_ms": round(percentile(everything, 0.95), 1),
+        "wizard_inprocess_step_median_cpu_ms": round(statistics.median(cpu_per_step), 1),
+        "wizard_inprocess_step_p95_cpu_ms": round(percentile(cpu_per_step, 0.95), 1),
         "wizard_steps": {
             slug: {
                 "median_ms": round(statistics.median(times), 1),
                 "p95_ms": round(percentile(times, 0.95), 1),
+                "median_cpu_ms": round(statistics.median(cpu_by_step[slug]), 1),
             }
             for slug, times in per_step.items()
         },
@@ -499,13 +504,13 @@ class _Browser:
         self.port = port
         self.cookies = {}
 
-    def request(self, method, path, body=None, *, cookies=True):
+    def request(self, method, path, body=None, *, cookies=True, location=False):
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         headers = {"Host": f"127.0.0.1:{self.port}"}
         if cookies and self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if body is not None:
-            body = urllib.parse.urlencode(body)
+            body = urllib.parse.urlencode(body, doseq=True)
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         try:
             connection.request(method, path, body=body, headers=headers)
@@ -514,6 +519,8 @@ class _Browser:
             for header in response.headers.get_all("Set-Cookie") or ():
                 name, _, rest = header.partition("=")
                 self.cookies[name.strip()] = rest.split(";", 1)[0]
+            if location:
+                return response.status, content, response.getheader("Location") or ""
             return response.status, content
         finally:
             connection.close()
@@ -564,26 +571,107 @@ def _hammer(browsers, path, per_user, *, cookies, think=0.0, seed=0):
     return latencies, elapsed
 
 
-@section("http", quick={"users": 2, "per_user": 3, "paced_per_user": 2})
-def bench_http(*, users=20, per_user=40, paced_per_user=10, think_s=1.0, workers=2):
-    """Return requests/s and latency of a wizard step and of /healthz under gunicorn.
+def _staff_walk(browser, answers, *, until, think, rng, first_step):
+    """Work through the wizard like a staff member until ``until``; return timed requests.
 
-    ``users`` clients sign in, then all GET their own draft's step at once without
-    pause (saturation: requests/s), then /healthz the same way, then the step again
-    with a random pause averaging ``think_s`` between requests (latency at load).
+    Each round: the step's page is open (its GET was timed), the user reads and
+    answers for ``think`` seconds (uniform), then presses "Next": the POST is
+    timed, then the GET of the page it redirects to. After the last step
+    before review the user starts the draft again (the review page and the
+    submission, which renders the PDF, are the pdf section's). Returns
+    ``[(kind, ms)]`` with kind ``"get"``, ``"post"`` or ``"next"`` (POST plus the
+    following GET: what the user waits for after "Next").
+    """
+    timed = []
+
+    def get(slug):
+        started = time.perf_counter()
+        status, page = browser.request("GET", browser.step_path(slug))
+        elapsed = (time.perf_counter() - started) * 1000
+        if status != 200:
+            raise RuntimeError(f"GET of step {slug} answered {status}")
+        timed.append(("get", elapsed))
+        return elapsed, CSRF_INPUT.search(page.decode()).group(1)
+
+    slug = first_step
+    _elapsed, token = get(slug)
+    while time.perf_counter() < until:
+        time.sleep(rng.uniform(*think))
+        started = time.perf_counter()
+        status, _page, location = browser.request(
+            "POST", browser.step_path(slug),
+            {**form_data(slug, answers), "csrfmiddlewaretoken": token}, location=True,
+        )
+        posted = (time.perf_counter() - started) * 1000
+        if status != 302:
+            raise RuntimeError(f"POST of step {slug} answered {status}")
+        timed.append(("post", posted))
+        slug = location.rstrip("/").rsplit("/", 1)[-1]
+        if slug == "review":
+            slug = first_step
+        elapsed, token = get(slug)
+        timed.append(("next", posted + elapsed))
+    return timed
+
+
+def _paced(browsers, answers, *, duration, think, first_step, seed=2):
+    """Let every browser walk the wizard at once for ``duration`` seconds (staggered starts)."""
+    results, failures = [], []
+    lock = threading.Lock()
+    started = time.perf_counter()
+    until = started + duration
+
+    def user(browser, index):
+        rng = random.Random(seed + index)
+        time.sleep(rng.uniform(0, think[1]))  # people do not all press a key at once
+        try:
+            timed = _staff_walk(browser, answers, until=until, think=think, rng=rng,
+                                first_step=first_step)
+        except Exception as error:  # noqa: BLE001 - reported below, with the others
+            with lock:
+                failures.append(repr(error))
+            return
+        with lock:
+            results.extend(timed)
+
+    threads = [threading.Thread(target=user, args=(browser, index))
+               for index, browser in enumerate(browsers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise RuntimeError(f"{len(failures)} paced users failed: {failures[:3]}")
+    return results, time.perf_counter() - started
+
+
+@section("http", quick={"users": 2, "per_user": 3, "paced_s": 3.0, "think_s": (0.1, 0.3)})
+def bench_http(*, users=20, per_user=40, paced_s=20.0, think_s=(1.0, 3.0), workers=2):
+    """Return wizard step latency at 20 staff working at once, and saturation figures.
+
+    Under gunicorn (``workers`` sync workers) on the loopback, ``users`` staff sign in:
+
+    1. Paced (the goal's figure, ``wizard_step_p95_ms``): for ``paced_s`` seconds
+       every user works through their own draft: GET a step, think 1-3 s, POST
+       it, GET the next step, and so on. Every GET and POST is one step request.
+    2. Closed loop (a stress figure, not the goal's): every user GETs the
+       "Mood" step ``per_user`` times without pause, then /healthz the same way.
     """
     password = secrets.token_urlsafe(16)
     password_hash = make_password(password)
     now = timezone.localtime()
-    answers = {code: value for code, value in typical_answers(now).items()
-               if instrument.step_of(code).slug not in (HTTP_STEP, "review")}
+    answers = typical_answers(now)
+    before_mood = {code: value for code, value in answers.items()
+                   if instrument.step_of(code).slug not in (HTTP_STEP, "review")}
     accounts = []
     for index in range(users):
         user = make_bench_user(f"bench-http-{index}", Role.INTAKE_STAFF,
                                password_hash=password_hash)
-        draft = Draft.objects.create(created_by=user, answers=instrument.encode_answers(answers),
-                                     last_step=HTTP_STEP)
-        accounts.append((user.username, draft.pk))
+        walk = Draft.objects.create(created_by=user, last_step=instrument.STEP_SLUGS[0])
+        mood = Draft.objects.create(created_by=user,
+                                    answers=instrument.encode_answers(before_mood),
+                                    last_step=HTTP_STEP)
+        accounts.append((user.username, walk.pk, mood.pk))
     port = _free_port(HTTP_PORTS)
     env = {
         **os.environ,
@@ -597,26 +685,35 @@ def bench_http(*, users=20, per_user=40, paced_per_user=10, think_s=1.0, workers
          f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"],
         cwd=settings.BASE_DIR, env=env,
     )
+    step_path = reverse("intake:wizard_step", kwargs={"draft_id": 0, "step": "STEP"})
     try:
         _wait_until_up(port, server)
         browsers = []
-        for username, draft_id in accounts:
+        for username, walk_id, mood_id in accounts:
             browser = _Browser(port)
             browser.sign_in(username, password)
-            browser.context = {"draft_id": draft_id}
+            browser.context = {"draft_id": mood_id}
+            browser.step_path = (
+                lambda slug, draft_id=walk_id: step_path.replace("/0/", f"/{draft_id}/")
+                .replace("STEP", slug)
+            )
             browsers.append(browser)
-        step_path = reverse("intake:wizard_step", kwargs={"draft_id": 0, "step": HTTP_STEP})
-        step_path = step_path.replace("/0/", "/{draft_id}/")
+        mood_path = step_path.replace("/0/", "/{draft_id}/").replace("STEP", HTTP_STEP)
         hello_path = reverse("healthz")
-        _hammer(browsers, step_path, 1, cookies=True)  # warm both workers
+        _hammer(browsers, mood_path, 1, cookies=True)  # warm both workers
+
         cpu = _server_cpu_ms(server.pid)
-        step, step_s = _hammer(browsers, step_path, per_user, cookies=True)
+        paced, paced_elapsed = _paced(browsers, answers, duration=paced_s, think=think_s,
+                                      first_step=instrument.STEP_SLUGS[0])
+        requests_ = [ms for kind, ms in paced if kind in ("get", "post")]
+        paced_cpu = (_server_cpu_ms(server.pid) - cpu) / len(requests_)
+
+        cpu = _server_cpu_ms(server.pid)
+        step, step_s = _hammer(browsers, mood_path, per_user, cookies=True)
         step_cpu = (_server_cpu_ms(server.pid) - cpu) / len(step)
         cpu = _server_cpu_ms(server.pid)
         hello, hello_s = _hammer(browsers, hello_path, per_user, cookies=False)
         hello_cpu = (_server_cpu_ms(server.pid) - cpu) / len(hello)
-        paced, _paced_s = _hammer(browsers, step_path, paced_per_user, cookies=True,
-                                  think=think_s, seed=1)
     finally:
         server.terminate()
         try:
@@ -624,11 +721,24 @@ def bench_http(*, users=20, per_user=40, paced_per_user=10, think_s=1.0, workers
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+    gets = [ms for kind, ms in paced if kind == "get"]
+    posts = [ms for kind, ms in paced if kind == "post"]
+    nexts = [ms for kind, ms in paced if kind == "next"]
     step_rps = len(step) / step_s
     hello_rps = len(hello) / hello_s
     return {
         "http_users": users,
         "http_workers": workers,
+        # Paced model: 20 staff, think 1-3 s between a page and its "Next".
+        "wizard_step_p95_ms": round(percentile(requests_, 0.95), 1),
+        "wizard_step_median_ms": round(statistics.median(requests_), 1),
+        "http_paced_requests": len(requests_),
+        "http_paced_rps": round(len(requests_) / paced_elapsed, 1),
+        "http_paced_get_p95_ms": round(percentile(gets, 0.95), 1),
+        "http_paced_post_p95_ms": round(percentile(posts, 0.95), 1),
+        "http_paced_next_p95_ms": round(percentile(nexts, 0.95), 1),
+        "http_paced_server_cpu_ms": round(paced_cpu, 1),
+        # Closed loop, no think time: a stress figure (saturation), not the goal's.
         "http_step_rps": round(step_rps, 1),
         "http_hello_rps": round(hello_rps, 1),
         "http_step_to_hello_ratio": round(step_rps / hello_rps, 3),
@@ -637,8 +747,6 @@ def bench_http(*, users=20, per_user=40, paced_per_user=10, think_s=1.0, workers
         "http_step_median_ms": round(statistics.median(step), 1),
         "http_step_p95_ms": round(percentile(step, 0.95), 1),
         "http_hello_p95_ms": round(percentile(hello, 0.95), 1),
-        "http_step_paced_median_ms": round(statistics.median(paced), 1),
-        "http_step_paced_p95_ms": round(percentile(paced, 0.95), 1),
     }
 
 
