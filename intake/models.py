@@ -130,11 +130,11 @@ class Screening(models.Model):
                 )
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
-        raise ImmutableRecordError("A submitted screening cannot be deleted.")
-
     def get_absolute_url(self):
         return reverse("intake:screening", args=[self.pk])
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableRecordError("A submitted screening cannot be deleted.")
 
     @property
     def patient_name(self):

@@ -79,7 +79,9 @@ def consistency_errors(values):
 
 def encode(values):
     """Return a JSON-safe copy of a threshold mapping (decimals as strings)."""
-    return {name: str(value) if isinstance(value, Decimal) else value for name, value in values.items()}
+    return {
+        name: str(value) if isinstance(value, Decimal) else value for name, value in values.items()
+    }
 
 
 def decode(data):
