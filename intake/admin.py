@@ -50,12 +50,13 @@ QUEUE_STATUS = {
 
 def flag_badges(screening):
     """Return the flag counts as badges that carry their meaning in text, not colour alone."""
-    counts = [
-        ("urgent", screening.urgent_count, gettext("urgent")),
-        ("review", screening.review_count, gettext("review")),
-        ("caution", screening.caution_count, gettext("caution")),
-        ("info", screening.info_count, gettext("info")),
-    ]
+    labels = {
+        "urgent": gettext("urgent"),
+        "review": gettext("review"),
+        "caution": gettext("caution"),
+        "info": gettext("info"),
+    }
+    counts = [(kind, count, labels[kind]) for kind, count in screening.flag_counts()]
     shown = [(kind, f"{count} {label}") for kind, count, label in counts if count]
     if not shown:
         return format_html('<span class="flag-badge flag-none">{}</span>', gettext("No flags"))

@@ -140,6 +140,18 @@ class Screening(models.Model):
     def patient_name(self):
         return f"{self.patient_first_name} {self.patient_last_name}"
 
+    def flag_counts(self):
+        """Return ``[(kind, count), ...]`` for urgent, review, caution, info.
+
+        The urgent flag also has review severity; it is counted once, as urgent.
+        """
+        return [
+            ("urgent", self.urgent_count),
+            ("review", self.review_count - self.urgent_count),
+            ("caution", self.caution_count),
+            ("info", self.info_count),
+        ]
+
     @property
     def is_locked(self):
         return self.status in {self.Status.REVIEWED, self.Status.AMENDED}

@@ -130,6 +130,20 @@ def test_home_lists_own_drafts_and_submissions_only(client, staff_user, other_st
     assert "Otherpatient" not in body
 
 
+def test_home_counts_each_flag_once_and_says_when_there_are_none(client, staff_user):
+    client.force_login(staff_user)
+    make_screening(staff_user, last_name="Quiet")
+    make_screening(staff_user, last_name="Urgent", cssrs_2="yes", cssrs_3="no", cssrs_4="yes",
+                   cssrs_5="no", vit_sbp=190, vit_dbp=104, vit_bp_repeat_sbp=186,
+                   vit_bp_repeat_dbp=102)
+    body = client.get(reverse("intake:home")).content.decode()
+    # SUI-01 (urgent, review severity) is counted once, as urgent; BP-02 is the one review flag.
+    assert "1 urgent</span>" in body
+    assert "1 review</span>" in body
+    assert "2 review" not in body
+    assert "No flags" in body
+
+
 def test_new_screening_post_creates_a_draft_and_enters_the_wizard(client, staff_user):
     client.force_login(staff_user)
     response = client.post(reverse("intake:new_screening"))
