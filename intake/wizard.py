@@ -142,6 +142,20 @@ def field_names(slug, code):
     return f"{slug}-{code}"
 
 
+# Per step, the posted names of questions that have a "shown when" condition: only
+# these can turn hidden, so a stored step without any of them needs no re-check.
+CONDITIONAL_FIELDS = {
+    step.slug: frozenset(field_names(step.slug, q.code) for q in step.questions if q.shown_when)
+    for step in instrument.STEPS
+}
+
+
+def may_hold_hidden_answers(slug, data):
+    """Return whether stored step data holds a value of a question that can be hidden."""
+    conditional = CONDITIONAL_FIELDS[slug]
+    return any(key in conditional or MED_ROW_SUFFIX.sub("", key) in conditional for key in data)
+
+
 @method_decorator(permission_required("intake.conduct_screening", raise_exception=True),
                   name="dispatch")
 class ScreeningWizard(NamedUrlWizardView):
@@ -298,6 +312,8 @@ class ScreeningWizard(NamedUrlWizardView):
                 continue
             if slug not in form_list:
                 del step_data[slug]
+                continue
+            if not may_hold_hidden_answers(slug, step_data[slug]):
                 continue
             form = self.get_form(slug, data=self.storage.get_step_data(slug))
             form.is_valid()
