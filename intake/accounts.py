@@ -26,7 +26,5 @@ def create_user(*, username: str, role, password: str, actor=None, validate=True
     user.full_clean(exclude=["password"])
     user.save()
     user.groups.add(Group.objects.get(name=role))
-    audit.record(
-        action="intake.user.created", actor=actor, obj=user, detail={"role": str(role)}
-    )
+    audit.record(action="intake.user.created", actor=actor, obj=user, detail={"role": str(role)})
     return user

@@ -351,9 +351,7 @@ class ScreeningAdmin(admin.ModelAdmin):
             gettext("Screening #%(id)s") % {"id": screening.pk},
             flags=[(flag, [evidence_text(item) for item in flag.evidence]) for flag in flags],
             badges=flag_badges(screening),
-            sections=presentation.snapshot_sections(
-                screening, tz=timezone.get_current_timezone()
-            ),
+            sections=presentation.snapshot_sections(screening, tz=timezone.get_current_timezone()),
             derived=presentation.derived_rows(screening.derived or {}),
             review_list=list(screening.reviews.select_related("clinician", "voided_by")),
             addendum_list=list(screening.addenda.select_related("author")),
@@ -408,8 +406,9 @@ class ScreeningAdmin(admin.ModelAdmin):
             gettext("The screening is back in the queue."),
         )
 
-    def _form_view(self, request, screening, form, *, act, success, view, template, title,
-                   context=dict):
+    def _form_view(
+        self, request, screening, form, *, act, success, view, template, title, context=dict
+    ):
         """Run ``act(form)`` for a valid POST and return to the screening, else show the form.
 
         ``context`` returns the page's extra context; it is built only when the page is shown.

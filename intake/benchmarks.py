@@ -57,14 +57,41 @@ TYPICAL_ANSWERS = {
     "vit_weight_kg": Decimal("92.0"),
     "vit_height_cm": Decimal("180.0"),
     "vit_neck_cm": Decimal("41.0"),
-    **{code: "no" for code in (
-        "cv_htn_enceph", "cv_aneurysm", "cv_avm", "cv_mi", "cv_chest_pain", "cv_hf",
-        "cv_valve", "cv_arrhythmia", "neuro_ich", "neuro_stroke_tia", "neuro_icp",
-        "neuro_tbi", "neuro_seizure", "neuro_cog", "alg_ketamine", "ket_prior_med",
-        "anes_complications", "psy_psychosis_ever", "psy_fam_psychosis", "psy_mania_recent",
-        "cssrs_1", "cssrs_2", "cssrs_6", "alc_last_drink_unknown", "alc_daily",
-        "aw_hx_seizure", "aw_hx_dt", "sub_tx_active", "uro_ket_cystitis", "med_porphyria",
-    )},
+    **{
+        code: "no"
+        for code in (
+            "cv_htn_enceph",
+            "cv_aneurysm",
+            "cv_avm",
+            "cv_mi",
+            "cv_chest_pain",
+            "cv_hf",
+            "cv_valve",
+            "cv_arrhythmia",
+            "neuro_ich",
+            "neuro_stroke_tia",
+            "neuro_icp",
+            "neuro_tbi",
+            "neuro_seizure",
+            "neuro_cog",
+            "alg_ketamine",
+            "ket_prior_med",
+            "anes_complications",
+            "psy_psychosis_ever",
+            "psy_fam_psychosis",
+            "psy_mania_recent",
+            "cssrs_1",
+            "cssrs_2",
+            "cssrs_6",
+            "alc_last_drink_unknown",
+            "alc_daily",
+            "aw_hx_seizure",
+            "aw_hx_dt",
+            "sub_tx_active",
+            "uro_ket_cystitis",
+            "med_porphyria",
+        )
+    },
     "cv_htn": "yes",
     "cv_htn_controlled": "yes",
     "alg_other": "None known",
@@ -87,10 +114,17 @@ TYPICAL_ANSWERS = {
     "alc_morning": "no",
     "aw_sx_now": ["none"],
     "aw_prior_episodes": 1,
-    **{code: "never" for code in (
-        "sub_ketamine_nonmed", "sub_pcp_dissoc", "sub_stimulant", "sub_opioid_nonrx",
-        "sub_benzo_nonrx", "sub_hallucinogen",
-    )},
+    **{
+        code: "never"
+        for code in (
+            "sub_ketamine_nonmed",
+            "sub_pcp_dissoc",
+            "sub_stimulant",
+            "sub_opioid_nonrx",
+            "sub_benzo_nonrx",
+            "sub_hallucinogen",
+        )
+    },
     "sub_cannabis": "past_12m",
     "liver_dx": ["fatty_liver"],
     "lab_lft": "elevated_lt3x",
@@ -183,8 +217,7 @@ def bench_pdf(*, repeat=7):
     with transaction.atomic():
         user = get_user_model().objects.create_user(username="bench-pdf-user")
         answers = instrument.encode_answers(
-            {**TYPICAL_ANSWERS, "alc_last_drink": dt.datetime.now(dt.UTC)
-             - dt.timedelta(days=3)}
+            {**TYPICAL_ANSWERS, "alc_last_drink": dt.datetime.now(dt.UTC) - dt.timedelta(days=3)}
         )
         draft = Draft.objects.create(created_by=user, answers=answers, last_step="review")
         screening = services.submit_screening(draft_id=draft.pk, user=user)
@@ -337,10 +370,13 @@ def bench_wizard(*, runs=8):
             client.get(response["Location"], secure=True)
             for slug in slugs:
                 step_started, step_cpu = time.perf_counter(), time.process_time()
-                url = reverse("intake:wizard_step", kwargs={
-                    "draft_id": Draft.objects.filter(created_by=user).latest("pk").pk,
-                    "step": slug,
-                })
+                url = reverse(
+                    "intake:wizard_step",
+                    kwargs={
+                        "draft_id": Draft.objects.filter(created_by=user).latest("pk").pk,
+                        "step": slug,
+                    },
+                )
                 response = client.post(url, form_data(slug, answers), secure=True)
                 if response.status_code != 302:
                     raise RuntimeError(f"wizard step {slug} did not accept the typical answers")
@@ -379,26 +415,30 @@ def _queue_rows(template, flags, start, count, submitter, rng):
     base = template.submitted_at
     for index in range(start, start + count):
         urgent = 1 if rng.random() < 0.03 else 0
-        screenings.append(Screening(
-            submitted_by=submitter,
-            submitted_at=base - dt.timedelta(minutes=7 * index + rng.randrange(7)),
-            instrument_version=template.instrument_version,
-            lexicon_version=template.lexicon_version,
-            thresholds_version=template.thresholds_version,
-            thresholds=template.thresholds,
-            answers=template.answers,
-            derived=template.derived,
-            snapshot_sha256=template.snapshot_sha256,
-            patient_first_name=f"Patient{index}",
-            patient_last_name=f"Example{index % 9973}",
-            patient_mrn=f"MRN-{index:07d}",
-            patient_date_of_birth=template.patient_date_of_birth,
-            urgent_count=urgent,
-            review_count=urgent + rng.randrange(3),
-            caution_count=rng.randrange(4),
-            info_count=rng.randrange(2),
-            status=Screening.Status.SUBMITTED if rng.random() < 0.1 else Screening.Status.REVIEWED,
-        ))
+        screenings.append(
+            Screening(
+                submitted_by=submitter,
+                submitted_at=base - dt.timedelta(minutes=7 * index + rng.randrange(7)),
+                instrument_version=template.instrument_version,
+                lexicon_version=template.lexicon_version,
+                thresholds_version=template.thresholds_version,
+                thresholds=template.thresholds,
+                answers=template.answers,
+                derived=template.derived,
+                snapshot_sha256=template.snapshot_sha256,
+                patient_first_name=f"Patient{index}",
+                patient_last_name=f"Example{index % 9973}",
+                patient_mrn=f"MRN-{index:07d}",
+                patient_date_of_birth=template.patient_date_of_birth,
+                urgent_count=urgent,
+                review_count=urgent + rng.randrange(3),
+                caution_count=rng.randrange(4),
+                info_count=rng.randrange(2),
+                status=Screening.Status.SUBMITTED
+                if rng.random() < 0.1
+                else Screening.Status.REVIEWED,
+            )
+        )
     return screenings
 
 
@@ -410,9 +450,16 @@ def _add_queue_rows(template, flags, start, count, submitter, rng, batch=2000):
                 _queue_rows(template, flags, start + offset, size, submitter, rng)
             )
             Flag.objects.bulk_create(
-                Flag(screening=screening, position=position, rule_id=flag.rule_id,
-                     severity=flag.severity, urgent=flag.urgent, message=flag.message,
-                     basis=flag.basis, evidence=flag.evidence)
+                Flag(
+                    screening=screening,
+                    position=position,
+                    rule_id=flag.rule_id,
+                    severity=flag.severity,
+                    urgent=flag.urgent,
+                    message=flag.message,
+                    basis=flag.basis,
+                    evidence=flag.evidence,
+                )
                 for screening in created
                 for position, flag in enumerate(flags)
             )
@@ -442,7 +489,8 @@ def bench_queue(*, sizes=(100, 100_000), repeat=15):
     clinician = make_bench_user("bench-queue-clinician", Role.CLINICIAN)
     now = timezone.now()
     draft = Draft.objects.create(
-        created_by=staff, answers=instrument.encode_answers(typical_answers(now)),
+        created_by=staff,
+        answers=instrument.encode_answers(typical_answers(now)),
         last_step="review",
     )
     template = services.submit_screening(draft_id=draft.pk, user=staff)
@@ -456,9 +504,7 @@ def bench_queue(*, sizes=(100, 100_000), repeat=15):
         results["queue_build_s"] = round(time.perf_counter() - started, 1)
         with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
             cursor.execute("ANALYZE")  # fresh planner statistics, as a live database has
-        results["queue_100k_ms"], results["queue_100k_queries"] = _time_changelist(
-            client, repeat
-        )
+        results["queue_100k_ms"], results["queue_100k_queries"] = _time_changelist(client, repeat)
     results["queue_rows_small"] = small
     results["queue_rows_large"] = Screening.objects.count()
     results["queue_100_ms"] = round(results["queue_100_ms"], 1)
@@ -528,9 +574,15 @@ class _Browser:
     def sign_in(self, username, password):
         status, page = self.request("GET", reverse("login"))
         token = CSRF_INPUT.search(page.decode()).group(1)
-        status, _page = self.request("POST", reverse("login"), {
-            "username": username, "password": password, "csrfmiddlewaretoken": token,
-        })
+        status, _page = self.request(
+            "POST",
+            reverse("login"),
+            {
+                "username": username,
+                "password": password,
+                "csrfmiddlewaretoken": token,
+            },
+        )
         if status != 302 or "sessionid" not in self.cookies:
             raise RuntimeError(f"bench user could not sign in (HTTP {status})")
 
@@ -547,8 +599,9 @@ def _hammer(browsers, path, per_user, *, cookies, think=0.0, seed=0):
         barrier.wait()
         for _ in range(per_user):
             started = time.perf_counter()
-            status, _content = browser.request("GET", path.format(**browser.context),
-                                               cookies=cookies)
+            status, _content = browser.request(
+                "GET", path.format(**browser.context), cookies=cookies
+            )
             mine.append((time.perf_counter() - started) * 1000)
             if status != 200:
                 failures.append(status)
@@ -557,8 +610,10 @@ def _hammer(browsers, path, per_user, *, cookies, think=0.0, seed=0):
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=user, args=(browser, index))
-               for index, browser in enumerate(browsers)]
+    threads = [
+        threading.Thread(target=user, args=(browser, index))
+        for index, browser in enumerate(browsers)
+    ]
     for thread in threads:
         thread.start()
     barrier.wait()
@@ -599,8 +654,10 @@ def _staff_walk(browser, answers, *, until, think, rng, first_step):
         time.sleep(rng.uniform(*think))
         started = time.perf_counter()
         status, _page, location = browser.request(
-            "POST", browser.step_path(slug),
-            {**form_data(slug, answers), "csrfmiddlewaretoken": token}, location=True,
+            "POST",
+            browser.step_path(slug),
+            {**form_data(slug, answers), "csrfmiddlewaretoken": token},
+            location=True,
         )
         posted = (time.perf_counter() - started) * 1000
         if status != 302:
@@ -625,8 +682,9 @@ def _paced(browsers, answers, *, duration, think, first_step, seed=2):
         rng = random.Random(seed + index)
         time.sleep(rng.uniform(0, think[1]))  # people do not all press a key at once
         try:
-            timed = _staff_walk(browser, answers, until=until, think=think, rng=rng,
-                                first_step=first_step)
+            timed = _staff_walk(
+                browser, answers, until=until, think=think, rng=rng, first_step=first_step
+            )
         except Exception as error:  # noqa: BLE001 - reported below, with the others
             with lock:
                 failures.append(repr(error))
@@ -634,8 +692,10 @@ def _paced(browsers, answers, *, duration, think, first_step, seed=2):
         with lock:
             results.extend(timed)
 
-    threads = [threading.Thread(target=user, args=(browser, index))
-               for index, browser in enumerate(browsers)]
+    threads = [
+        threading.Thread(target=user, args=(browser, index))
+        for index, browser in enumerate(browsers)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -661,16 +721,20 @@ def bench_http(*, users=20, per_user=40, paced_s=20.0, think_s=(1.0, 3.0), worke
     password_hash = make_password(password)
     now = timezone.localtime()
     answers = typical_answers(now)
-    before_mood = {code: value for code, value in answers.items()
-                   if instrument.step_of(code).slug not in (HTTP_STEP, "review")}
+    before_mood = {
+        code: value
+        for code, value in answers.items()
+        if instrument.step_of(code).slug not in (HTTP_STEP, "review")
+    }
     accounts = []
     for index in range(users):
-        user = make_bench_user(f"bench-http-{index}", Role.INTAKE_STAFF,
-                               password_hash=password_hash)
+        user = make_bench_user(
+            f"bench-http-{index}", Role.INTAKE_STAFF, password_hash=password_hash
+        )
         walk = Draft.objects.create(created_by=user, last_step=instrument.STEP_SLUGS[0])
-        mood = Draft.objects.create(created_by=user,
-                                    answers=instrument.encode_answers(before_mood),
-                                    last_step=HTTP_STEP)
+        mood = Draft.objects.create(
+            created_by=user, answers=instrument.encode_answers(before_mood), last_step=HTTP_STEP
+        )
         accounts.append((user.username, walk.pk, mood.pk))
     port = _free_port(HTTP_PORTS)
     env = {
@@ -681,9 +745,20 @@ def bench_http(*, users=20, per_user=40, paced_s=20.0, think_s=(1.0, 3.0), worke
         "DJANGO_SECURE_SSL_REDIRECT": "0",
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "intake.wsgi:application", "--bind",
-         f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"],
-        cwd=settings.BASE_DIR, env=env,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "intake.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
     )
     step_path = reverse("intake:wizard_step", kwargs={"draft_id": 0, "step": "STEP"})
     try:
@@ -693,18 +768,18 @@ def bench_http(*, users=20, per_user=40, paced_s=20.0, think_s=(1.0, 3.0), worke
             browser = _Browser(port)
             browser.sign_in(username, password)
             browser.context = {"draft_id": mood_id}
-            browser.step_path = (
-                lambda slug, draft_id=walk_id: step_path.replace("/0/", f"/{draft_id}/")
-                .replace("STEP", slug)
-            )
+            browser.step_path = lambda slug, draft_id=walk_id: step_path.replace(
+                "/0/", f"/{draft_id}/"
+            ).replace("STEP", slug)
             browsers.append(browser)
         mood_path = step_path.replace("/0/", "/{draft_id}/").replace("STEP", HTTP_STEP)
         hello_path = reverse("healthz")
         _hammer(browsers, mood_path, 1, cookies=True)  # warm both workers
 
         cpu = _server_cpu_ms(server.pid)
-        paced, paced_elapsed = _paced(browsers, answers, duration=paced_s, think=think_s,
-                                      first_step=instrument.STEP_SLUGS[0])
+        paced, paced_elapsed = _paced(
+            browsers, answers, duration=paced_s, think=think_s, first_step=instrument.STEP_SLUGS[0]
+        )
         requests_ = [ms for kind, ms in paced if kind in ("get", "post")]
         paced_cpu = (_server_cpu_ms(server.pid) - cpu) / len(requests_)
 

@@ -111,4 +111,3 @@ def pdf_bytes(document: SummaryDocument) -> bytes:
     """Return the stored PDF bytes of ``document``."""
     data = document.pdf
     return bytes(data) if not isinstance(data, bytes) else data
-

@@ -22,8 +22,13 @@ MED_FIELDS = (
     ("frequency", "How often", False),
 )
 
-_CHOICE_TYPES = {instrument.YNU, instrument.YN, instrument.SINGLE, instrument.SCALE,
-                 instrument.MULTI}
+_CHOICE_TYPES = {
+    instrument.YNU,
+    instrument.YN,
+    instrument.SINGLE,
+    instrument.SCALE,
+    instrument.MULTI,
+}
 _FHIR_TYPES = {
     instrument.INT: "integer",
     instrument.DECIMAL: "decimal",
@@ -94,8 +99,7 @@ def _simple_enable_when(condition):
     if op in ("in", "includes_any"):
         question = instrument.question(condition["code"])
         entries = [
-            {"question": question.code, "operator": "=",
-             **_answer_for_condition(question, value)}
+            {"question": question.code, "operator": "=", **_answer_for_condition(question, value)}
             for value in condition["values"]
         ]
         return entries, ("any" if len(entries) > 1 else None)
@@ -109,15 +113,17 @@ def _simple_enable_when(condition):
                 if _compare(choice.key, condition["cmp"], condition["value"])
             ]
             entries = [
-                {"question": question.code, "operator": "=",
-                 **_answer_for_condition(question, key)}
+                {"question": question.code, "operator": "=", **_answer_for_condition(question, key)}
                 for key in keys
             ]
             return entries, ("any" if len(entries) > 1 else None)
         if condition["cmp"] in _COMPARE_OPS:
             return [
-                {"question": question.code, "operator": condition["cmp"],
-                 **_answer_for_condition(question, condition["value"])}
+                {
+                    "question": question.code,
+                    "operator": condition["cmp"],
+                    **_answer_for_condition(question, condition["value"]),
+                }
             ], None
         return None
     if op == "not":
@@ -125,8 +131,11 @@ def _simple_enable_when(condition):
         if inner["op"] == "in" and len(inner["values"]) == 1:
             question = instrument.question(inner["code"])
             return [
-                {"question": question.code, "operator": "!=",
-                 **_answer_for_condition(question, inner["values"][0])}
+                {
+                    "question": question.code,
+                    "operator": "!=",
+                    **_answer_for_condition(question, inner["values"][0]),
+                }
             ], None
         return None
     if op in ("any", "all"):
@@ -198,10 +207,15 @@ def _question_item(question, visibility):
     if question.type == instrument.MED_LIST:
         item["repeats"] = True
         item["item"] = [
-            {"linkId": f"{question.code}.{name}", "text": label, "type": "string",
-             "required": required,
-             "maxLength": (instrument.MED_NAME_MAX if name == "name"
-                           else instrument.MED_FIELD_MAX)}
+            {
+                "linkId": f"{question.code}.{name}",
+                "text": label,
+                "type": "string",
+                "required": required,
+                "maxLength": (
+                    instrument.MED_NAME_MAX if name == "name" else instrument.MED_FIELD_MAX
+                ),
+            }
             for name, label, required in MED_FIELDS
         ]
     if question.type == instrument.MULTI:
@@ -281,8 +295,11 @@ def _response_items(question, value):
         items = []
         for row in value:
             sub_items = [
-                {"linkId": f"{question.code}.{name}", "text": label,
-                 "answer": [{"valueString": row[name]}]}
+                {
+                    "linkId": f"{question.code}.{name}",
+                    "text": label,
+                    "answer": [{"valueString": row[name]}],
+                }
                 for name, label, _required in MED_FIELDS
                 if row.get(name)
             ]
@@ -319,8 +336,14 @@ def questionnaire_response(screening, *, amended=None):
         "subject": {"display": screening.patient_name},
         "authored": screening.submitted_at.astimezone(dt.UTC).isoformat(),
         "author": {"display": screening.submitted_by.get_username()},
-        "meta": {"tag": [{"system": f"{instrument.QUESTIONNAIRE_URL}/snapshot-sha256",
-                          "code": screening.snapshot_sha256 or "unknown"}]},
+        "meta": {
+            "tag": [
+                {
+                    "system": f"{instrument.QUESTIONNAIRE_URL}/snapshot-sha256",
+                    "code": screening.snapshot_sha256 or "unknown",
+                }
+            ]
+        },
         "text": {
             "status": "generated",
             "div": (
@@ -335,7 +358,10 @@ def questionnaire_response(screening, *, amended=None):
 
 def _escape(text):
     return (
-        str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        str(text)
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
         .replace('"', "&quot;")
     )
 

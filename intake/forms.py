@@ -130,14 +130,19 @@ class MedListField(forms.Field):
             if not any(cleaned.values()):
                 continue
             if any("\x00" in part for part in cleaned.values()):
-                errors.append(_("Row %(row)d: null characters are not allowed.")
-                              % {"row": position})
+                errors.append(
+                    _("Row %(row)d: null characters are not allowed.") % {"row": position}
+                )
             if not cleaned["name"]:
-                errors.append(_("Row %(row)d: enter the medicine's name, or clear the row.")
-                              % {"row": position})
+                errors.append(
+                    _("Row %(row)d: enter the medicine's name, or clear the row.")
+                    % {"row": position}
+                )
             elif len(cleaned["name"]) > instrument.MED_NAME_MAX:
-                errors.append(_("Row %(row)d: the name can be at most %(max)d characters.")
-                              % {"row": position, "max": instrument.MED_NAME_MAX})
+                errors.append(
+                    _("Row %(row)d: the name can be at most %(max)d characters.")
+                    % {"row": position, "max": instrument.MED_NAME_MAX}
+                )
             for key, label in (("dose", _("dose")), ("frequency", _("how often"))):
                 if len(cleaned[key]) > instrument.MED_FIELD_MAX:
                     errors.append(
@@ -236,8 +241,9 @@ class StepForm(forms.Form):
 
     step = None
 
-    def __init__(self, *args, context_answers=None, thresholds=None, acknowledged=None,
-                 now=None, **kwargs):
+    def __init__(
+        self, *args, context_answers=None, thresholds=None, acknowledged=None, now=None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.context_answers = dict(context_answers or {})
         self.thresholds = thresholds
@@ -302,9 +308,7 @@ class StepForm(forms.Form):
             exclusive = [key for key in value if key in instrument.EXCLUSIVE_KEYS]
             if exclusive and len(value) > 1:
                 label = q.choice_label(exclusive[0])
-                return _("“%(choice)s” cannot be combined with other choices.") % {
-                    "choice": label
-                }
+                return _("“%(choice)s” cannot be combined with other choices.") % {"choice": label}
             order = [c.key for c in q.choices]
             value[:] = sorted(dict.fromkeys(value), key=order.index)
         if q.type == instrument.TEXT and q.min_length and len(value) < q.min_length:
@@ -375,8 +379,9 @@ class Question(Field):
         css_class = {instrument.BOOL: "form-check-input", instrument.MED_LIST: None}.get(
             q.type, "form-control"
         )
-        super().__init__(q.code, template=QUESTION_TEMPLATES.get(q.type, INPUT_TEMPLATE),
-                         css_class=css_class)
+        super().__init__(
+            q.code, template=QUESTION_TEMPLATES.get(q.type, INPUT_TEMPLATE), css_class=css_class
+        )
         css = "question"
         if q.type in (instrument.SCALE, instrument.SINGLE):
             css += " question-choices"
@@ -398,8 +403,15 @@ class Question(Field):
             extra["options"] = self.options(bound)
         elif attrs and bound.errors:
             attrs = {**attrs, "class": f"{attrs['class']} is-invalid"}
-        return render_field(self.question["code"], form, context, template=self.template,
-                            attrs=attrs, template_pack=template_pack, extra_context=extra)
+        return render_field(
+            self.question["code"],
+            form,
+            context,
+            template=self.template,
+            attrs=attrs,
+            template_pack=template_pack,
+            extra_context=extra,
+        )
 
     def options(self, bound):
         """Return the group's inputs, each beside its label, as HTML.
@@ -416,10 +428,12 @@ class Question(Field):
         if parts is None:
             parts = self._options[key] = self.option_parts(bound, invalid)
         selected = set(bound.field.widget.format_value(bound.value()))
-        return SafeString("\n".join(
-            before + (" checked" if value in selected else "") + after
-            for value, before, after in parts
-        ))
+        return SafeString(
+            "\n".join(
+                before + (" checked" if value in selected else "") + after
+                for value, before, after in parts
+            )
+        )
 
     def option_parts(self, bound, invalid):
         """Return ``(value, markup before "checked", markup after)`` for every option."""
@@ -434,11 +448,17 @@ class Question(Field):
             value = str(option.data["value"])
             before = format_html(
                 '<div class="{}"><input type="{}" class="{}" name="{}" value="{}" id="{}"',
-                wrapper, q["input_type"], css, option.data["name"], value, option.id_for_label,
+                wrapper,
+                q["input_type"],
+                css,
+                option.data["name"],
+                value,
+                option.id_for_label,
             )
             after = tail + format_html(
                 '> <label for="{}" class="form-check-label">{}</label></div>',
-                option.id_for_label, option.choice_label,
+                option.id_for_label,
+                option.choice_label,
             )
             parts.append((value, str(before), str(after)))
         return parts

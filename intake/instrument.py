@@ -287,20 +287,30 @@ PATIENT = Step(
     "patient",
     "Patient",
     (
-        Question("first_name", "First name", TEXT, min_length=1, max_length=100,
-                 basis="administrative"),
-        Question("last_name", "Last name", TEXT, min_length=1, max_length=100,
-                 basis="administrative"),
+        Question(
+            "first_name", "First name", TEXT, min_length=1, max_length=100, basis="administrative"
+        ),
+        Question(
+            "last_name", "Last name", TEXT, min_length=1, max_length=100, basis="administrative"
+        ),
         Question("date_of_birth", "Date of birth", DATE, not_future=True, basis="E12, A5, L8"),
-        Question("mrn", "Clinic chart number (MRN)", TEXT, required=False, max_length=50,
-                 basis="administrative"),
+        Question(
+            "mrn",
+            "Clinic chart number (MRN)",
+            TEXT,
+            required=False,
+            max_length=50,
+            basis="administrative",
+        ),
         Question(
             "sex_at_birth",
             "Sex assigned at birth (used for scoring cut-offs and to decide whether "
             "pregnancy questions apply)",
             SINGLE,
             choices=_choices(
-                ("female", "Female"), ("male", "Male"), ("intersex", "Intersex"),
+                ("female", "Female"),
+                ("male", "Male"),
+                ("intersex", "Intersex"),
                 ("not_stated", "Not stated"),
             ),
             basis="A1, L8, E7",
@@ -321,8 +331,14 @@ PATIENT = Step(
             ),
             basis="C1, C6",
         ),
-        Question("indication_other", "Other reason for referral", TEXT, max_length=200,
-                 shown_when=Includes("indication", "other"), basis="C1"),
+        Question(
+            "indication_other",
+            "Other reason for referral",
+            TEXT,
+            max_length=200,
+            shown_when=Includes("indication", "other"),
+            basis="C1",
+        ),
     ),
 )
 
@@ -330,40 +346,114 @@ VITALS = Step(
     "vitals",
     "Vital signs",
     (
-        Question("vit_sbp", "Seated systolic blood pressure, mmHg (clinician)", INT,
-                 min_value=50, max_value=300, plausible_min=70, plausible_max=250,
-                 basis="K1, E3, K12", help_text=CLINICIAN_HELP),
-        Question("vit_dbp", "Seated diastolic blood pressure, mmHg (clinician)", INT,
-                 min_value=20, max_value=200, plausible_min=40, plausible_max=150,
-                 less_than="vit_sbp", basis="K1, E3, K12", help_text=CLINICIAN_HELP),
-        Question("vit_bp_repeat_sbp",
-                 "Repeat systolic BP after at least 5 minutes' seated rest, mmHg (clinician)",
-                 INT, min_value=50, max_value=300, plausible_min=70, plausible_max=250,
-                 shown_when=BP_REPEAT_NEEDED,
-                 basis="E3, A10. The 5-minute rest is usual practice (unverified default).",
-                 help_text=CLINICIAN_HELP),
-        Question("vit_bp_repeat_dbp",
-                 "Repeat diastolic BP after at least 5 minutes' seated rest, mmHg (clinician)",
-                 INT, min_value=20, max_value=200, plausible_min=40, plausible_max=150,
-                 less_than="vit_bp_repeat_sbp", shown_when=BP_REPEAT_NEEDED, basis="E3, K12",
-                 help_text=CLINICIAN_HELP),
-        Question("vit_hr", "Heart rate, beats per minute (clinician)", INT,
-                 min_value=30, max_value=220, basis="A10, K3", help_text=CLINICIAN_HELP),
-        Question("vit_spo2", "Oxygen saturation (SpO2) on room air, % (clinician)", INT,
-                 min_value=50, max_value=100, basis="E10, K5", help_text=CLINICIAN_HELP),
-        Question("vit_weight_kg", "Weight, kg (clinician)", DECIMAL, decimal_places=1,
-                 min_value=Decimal("20.0"), max_value=Decimal("350.0"),
-                 basis="C1, A9 (mg/kg dosing), L8", help_text=CLINICIAN_HELP),
-        Question("vit_height_cm", "Height, cm (clinician)", DECIMAL, decimal_places=1,
-                 min_value=Decimal("100.0"), max_value=Decimal("250.0"), basis="L8",
-                 help_text=CLINICIAN_HELP),
-        Question("vit_neck_cm", "Neck circumference, cm (clinician; for STOP-Bang)", DECIMAL,
-                 required=False, decimal_places=1, min_value=Decimal("20.0"),
-                 max_value=Decimal("80.0"), basis="L8",
-                 help_text=CLINICIAN_HELP),
-        Question("vit_bac", "Breath alcohol today, g/dL (clinician)", DECIMAL, required=False,
-                 decimal_places=3, min_value=Decimal("0.000"), max_value=Decimal("0.500"),
-                 basis="A6, K13", help_text=CLINICIAN_HELP),
+        Question(
+            "vit_sbp",
+            "Seated systolic blood pressure, mmHg (clinician)",
+            INT,
+            min_value=50,
+            max_value=300,
+            plausible_min=70,
+            plausible_max=250,
+            basis="K1, E3, K12",
+            help_text=CLINICIAN_HELP,
+        ),
+        Question(
+            "vit_dbp",
+            "Seated diastolic blood pressure, mmHg (clinician)",
+            INT,
+            min_value=20,
+            max_value=200,
+            plausible_min=40,
+            plausible_max=150,
+            less_than="vit_sbp",
+            basis="K1, E3, K12",
+            help_text=CLINICIAN_HELP,
+        ),
+        Question(
+            "vit_bp_repeat_sbp",
+            "Repeat systolic BP after at least 5 minutes' seated rest, mmHg (clinician)",
+            INT,
+            min_value=50,
+            max_value=300,
+            plausible_min=70,
+            plausible_max=250,
+            shown_when=BP_REPEAT_NEEDED,
+            basis="E3, A10. The 5-minute rest is usual practice (unverified default).",
+            help_text=CLINICIAN_HELP,
+        ),
+        Question(
+            "vit_bp_repeat_dbp",
+            "Repeat diastolic BP after at least 5 minutes' seated rest, mmHg (clinician)",
+            INT,
+            min_value=20,
+            max_value=200,
+            plausible_min=40,
+            plausible_max=150,
+            less_than="vit_bp_repeat_sbp",
+            shown_when=BP_REPEAT_NEEDED,
+            basis="E3, K12",
+            help_text=CLINICIAN_HELP,
+        ),
+        Question(
+            "vit_hr",
+            "Heart rate, beats per minute (clinician)",
+            INT,
+            min_value=30,
+            max_value=220,
+            basis="A10, K3",
+            help_text=CLINICIAN_HELP,
+        ),
+        Question(
+            "vit_spo2",
+            "Oxygen saturation (SpO2) on room air, % (clinician)",
+            INT,
+            min_value=50,
+            max_value=100,
+            basis="E10, K5",
+            help_text=CLINICIAN_HELP,
+        ),
+        Question(
+            "vit_weight_kg",
+            "Weight, kg (clinician)",
+            DECIMAL,
+            decimal_places=1,
+            min_value=Decimal("20.0"),
+            max_value=Decimal("350.0"),
+            basis="C1, A9 (mg/kg dosing), L8",
+            help_text=CLINICIAN_HELP,
+        ),
+        Question(
+            "vit_height_cm",
+            "Height, cm (clinician)",
+            DECIMAL,
+            decimal_places=1,
+            min_value=Decimal("100.0"),
+            max_value=Decimal("250.0"),
+            basis="L8",
+            help_text=CLINICIAN_HELP,
+        ),
+        Question(
+            "vit_neck_cm",
+            "Neck circumference, cm (clinician; for STOP-Bang)",
+            DECIMAL,
+            required=False,
+            decimal_places=1,
+            min_value=Decimal("20.0"),
+            max_value=Decimal("80.0"),
+            basis="L8",
+            help_text=CLINICIAN_HELP,
+        ),
+        Question(
+            "vit_bac",
+            "Breath alcohol today, g/dL (clinician)",
+            DECIMAL,
+            required=False,
+            decimal_places=3,
+            min_value=Decimal("0.000"),
+            max_value=Decimal("0.500"),
+            basis="A6, K13",
+            help_text=CLINICIAN_HELP,
+        ),
     ),
     intro="All vital signs are entered by a clinician.",
 )
@@ -377,19 +467,33 @@ PREGNANCY = Step(
     "Pregnancy and breastfeeding",
     (
         ynu("preg_potential", "Could the patient become pregnant?", basis="E7, L5"),
-        ynu("preg_status", "Is the patient currently pregnant?",
-            shown_when=PREGNANCY_FOLLOW_UP, basis="E7, K10, C3"),
-        ynu("preg_planning", "Planning a pregnancy during the treatment period?",
-            shown_when=PREGNANCY_FOLLOW_UP, basis="E7"),
-        ynu("preg_contraception", "Using effective contraception?",
-            shown_when=PREGNANCY_FOLLOW_UP, basis="L5, E7"),
+        ynu(
+            "preg_status",
+            "Is the patient currently pregnant?",
+            shown_when=PREGNANCY_FOLLOW_UP,
+            basis="E7, K10, C3",
+        ),
+        ynu(
+            "preg_planning",
+            "Planning a pregnancy during the treatment period?",
+            shown_when=PREGNANCY_FOLLOW_UP,
+            basis="E7",
+        ),
+        ynu(
+            "preg_contraception",
+            "Using effective contraception?",
+            shown_when=PREGNANCY_FOLLOW_UP,
+            basis="L5, E7",
+        ),
         ynu("preg_breastfeeding", "Currently breastfeeding or chestfeeding?", basis="E7, A11"),
         Question(
             "lab_preg_test",
             "Pregnancy test result today (clinician)",
             SINGLE,
             choices=_choices(
-                ("not_done", "Not done"), ("negative", "Negative"), ("positive", "Positive"),
+                ("not_done", "Not done"),
+                ("negative", "Negative"),
+                ("positive", "Positive"),
             ),
             shown_when=PREGNANCY_FOLLOW_UP,
             basis="E7, A11",
@@ -404,37 +508,63 @@ CARDIOVASCULAR = Step(
     "Heart and blood pressure",
     (
         ynu("cv_htn", "Ever told they have high blood pressure?", basis="K1, E3"),
-        ynu("cv_htn_controlled", "Is the high blood pressure controlled on current treatment?",
-            shown_when=Eq("cv_htn", "yes"), basis="C3, L1, A11"),
-        ynu("cv_htn_enceph",
+        ynu(
+            "cv_htn_controlled",
+            "Is the high blood pressure controlled on current treatment?",
+            shown_when=Eq("cv_htn", "yes"),
+            basis="C3, L1, A11",
+        ),
+        ynu(
+            "cv_htn_enceph",
             "Ever had a hypertensive emergency or hypertensive encephalopathy (dangerously "
             "high BP with severe headache, confusion or vision change)?",
-            basis="E3"),
-        ynu("cv_aneurysm",
+            basis="E3",
+        ),
+        ynu(
+            "cv_aneurysm",
             "Aneurysm anywhere: the aorta (chest or abdomen), the brain, or arteries of the "
             "arms or legs?",
-            basis="E1, C5"),
-        ynu("cv_avm",
+            basis="E1, C5",
+        ),
+        ynu(
+            "cv_avm",
             "Arteriovenous malformation (an abnormal tangle of arteries and veins), for "
             "example in the brain?",
-            basis="E1"),
+            basis="E1",
+        ),
         ynu("cv_mi", "Ever had a heart attack?", basis="E9, L1, K11"),
-        Question("cv_mi_date",
-                 "Date of most recent heart attack (best estimate; leave blank if unknown)",
-                 DATE, required=False, past_event=True, shown_when=Eq("cv_mi", "yes"),
-                 basis="L1, A10"),
-        ynu("cv_chest_pain",
+        Question(
+            "cv_mi_date",
+            "Date of most recent heart attack (best estimate; leave blank if unknown)",
+            DATE,
+            required=False,
+            past_event=True,
+            shown_when=Eq("cv_mi", "yes"),
+            basis="L1, A10",
+        ),
+        ynu(
+            "cv_chest_pain",
             "Chest pain or angina that is new, getting worse, or comes on at rest?",
-            basis="L1, K11"),
+            basis="L1, K11",
+        ),
         ynu("cv_hf", "Heart failure?", basis="E9, K3, K11"),
         ynu("cv_valve", "Heart valve disease?", basis="E9, E3"),
-        ynu("cv_arrhythmia",
+        ynu(
+            "cv_arrhythmia",
             "Irregular, very fast or very slow heartbeat (including atrial fibrillation), "
             "especially with fainting, dizziness, chest pain or breathlessness?",
-            basis="E9, L1, A11, K3"),
-        Question("ecg_qtc_ms", "QTc from a recent ECG, ms (clinician; if available)", INT,
-                 required=False, min_value=300, max_value=700, basis="L1, C7",
-                 help_text=CLINICIAN_HELP),
+            basis="E9, L1, A11, K3",
+        ),
+        Question(
+            "ecg_qtc_ms",
+            "QTc from a recent ECG, ms (clinician; if available)",
+            INT,
+            required=False,
+            min_value=300,
+            max_value=700,
+            basis="L1, C7",
+            help_text=CLINICIAN_HELP,
+        ),
     ),
 )
 
@@ -444,29 +574,48 @@ NEUROLOGICAL = Step(
     (
         ynu("neuro_ich", "Ever had bleeding in or around the brain?", basis="E1"),
         ynu("neuro_stroke_tia", "Ever had a stroke or a mini-stroke (TIA)?", basis="K11, K12, E9"),
-        Question("neuro_stroke_date",
-                 "Date of most recent stroke or TIA (best estimate; leave blank if unknown)",
-                 DATE, required=False, past_event=True,
-                 shown_when=Eq("neuro_stroke_tia", "yes"), basis="L1, A10"),
-        ynu("neuro_icp",
+        Question(
+            "neuro_stroke_date",
+            "Date of most recent stroke or TIA (best estimate; leave blank if unknown)",
+            DATE,
+            required=False,
+            past_event=True,
+            shown_when=Eq("neuro_stroke_tia", "yes"),
+            basis="L1, A10",
+        ),
+        ynu(
+            "neuro_icp",
             "Brain swelling or raised pressure inside the head, a brain tumor or other mass, "
             "hydrocephalus, or a brain shunt?",
-            basis="E3, K6, C3, C4, C5"),
-        ynu("neuro_tbi",
+            basis="E3, K6, C3, C4, C5",
+        ),
+        ynu(
+            "neuro_tbi",
             "Ever had a head injury or concussion that caused loss of consciousness or needed "
             "medical care?",
-            basis="E9, K11, A10, L2"),
-        Question("neuro_tbi_date",
-                 "Date of most recent such head injury (best estimate; leave blank if unknown)",
-                 DATE, required=False, past_event=True, shown_when=Eq("neuro_tbi", "yes"),
-                 basis="A10"),
-        ynu("neuro_tbi_symptoms",
+            basis="E9, K11, A10, L2",
+        ),
+        Question(
+            "neuro_tbi_date",
+            "Date of most recent such head injury (best estimate; leave blank if unknown)",
+            DATE,
+            required=False,
+            past_event=True,
+            shown_when=Eq("neuro_tbi", "yes"),
+            basis="A10",
+        ),
+        ynu(
+            "neuro_tbi_symptoms",
             "Still having symptoms from it (headaches, memory or concentration problems, "
             "dizziness)?",
-            shown_when=Eq("neuro_tbi", "yes"), basis="L2"),
-        ynu("neuro_seizure",
+            shown_when=Eq("neuro_tbi", "yes"),
+            basis="L2",
+        ),
+        ynu(
+            "neuro_seizure",
             "Seizure disorder or epilepsy (other than seizures only during alcohol withdrawal)?",
-            basis="L1, A10, C4"),
+            basis="L1, A10, C4",
+        ),
         ynu("neuro_cog", "Dementia or another memory or neurocognitive disorder?", basis="L2"),
     ),
 )
@@ -475,15 +624,24 @@ ALLERGIES = Step(
     "allergies",
     "Allergies and previous ketamine or anesthesia",
     (
-        ynu("alg_ketamine",
+        ynu(
+            "alg_ketamine",
             "Allergy or hypersensitivity to ketamine or esketamine (Ketalar, Spravato)?",
-            basis="K1, E1"),
-        Question("alg_other", 'Other drug allergies (type "none known" if there are none)', TEXT,
-                 min_length=1, max_length=500, basis="C6"),
-        ynu("ket_prior_med",
-            "Ever been given ketamine or esketamine by a clinician (anesthesia, pain, "
-            "depression)?",
-            basis="L10"),
+            basis="K1, E1",
+        ),
+        Question(
+            "alg_other",
+            'Other drug allergies (type "none known" if there are none)',
+            TEXT,
+            min_length=1,
+            max_length=500,
+            basis="C6",
+        ),
+        ynu(
+            "ket_prior_med",
+            "Ever been given ketamine or esketamine by a clinician (anesthesia, pain, depression)?",
+            basis="L10",
+        ),
         Question(
             "ket_prior_adverse",
             "Problems with that ketamine or esketamine",
@@ -499,12 +657,24 @@ ALLERGIES = Step(
             shown_when=Eq("ket_prior_med", "yes"),
             basis="C5, A10, K4",
         ),
-        ynu("ket_recent_course", "Ketamine or esketamine treatment in the past 3 months?",
-            shown_when=Eq("ket_prior_med", "yes"), basis="A10"),
-        ynu("anes_complications", "Ever had complications with anesthesia or sedation?",
-            basis="L10"),
-        Question("anes_complications_detail", "What happened?", TEXT, min_length=1,
-                 max_length=500, shown_when=Eq("anes_complications", "yes"), basis="L10"),
+        ynu(
+            "ket_recent_course",
+            "Ketamine or esketamine treatment in the past 3 months?",
+            shown_when=Eq("ket_prior_med", "yes"),
+            basis="A10",
+        ),
+        ynu(
+            "anes_complications", "Ever had complications with anesthesia or sedation?", basis="L10"
+        ),
+        Question(
+            "anes_complications_detail",
+            "What happened?",
+            TEXT,
+            min_length=1,
+            max_length=500,
+            shown_when=Eq("anes_complications", "yes"),
+            basis="L10",
+        ),
     ),
 )
 
@@ -523,28 +693,44 @@ MEDICATIONS = Step(
         # BOOL semantics: a checkbox, stored as True or False whenever the step is
         # saved, so "present" means the step was saved. required=False because an
         # unticked box is a valid answer; required on a BOOL means "must be True".
-        Question("med_none",
-                 "Patient takes no medications (prescription, over-the-counter, herbal or "
-                 "supplements)",
-                 BOOL, required=False, basis="C6"),
-        Question("medications",
-                 "Current medications, one row per medicine: name, dose, how often. Include "
-                 "over-the-counter, herbal and supplements.",
-                 MED_LIST, shown_when=MEDICATIONS_LISTED, basis="C6, L10",
-                 help_text="A clinician or pharmacist verifies the list. The review page "
-                 'shows, for each row, the medication classes it matched, or "not '
-                 'recognized".'),
-        Question("med_benzo_dzeq",
-                 "If a benzodiazepine is taken: total daily dose as diazepam-equivalent, "
-                 "mg/day (clinician)",
-                 DECIMAL, required=False, decimal_places=1, min_value=Decimal("0.0"),
-                 max_value=Decimal("500.0"), shown_when=MEDICATIONS_LISTED, basis="M1",
-                 help_text="Always typed by a clinician; the app does not compute it, because "
-                 "dose and frequency are free text."),
-        yn("med_reviewed_with_patient",
-           'Medication list (or "no medications") confirmed with the patient, not only copied '
-           "from records?",
-           basis="C6"),
+        Question(
+            "med_none",
+            "Patient takes no medications (prescription, over-the-counter, herbal or supplements)",
+            BOOL,
+            required=False,
+            basis="C6",
+        ),
+        Question(
+            "medications",
+            "Current medications, one row per medicine: name, dose, how often. Include "
+            "over-the-counter, herbal and supplements.",
+            MED_LIST,
+            shown_when=MEDICATIONS_LISTED,
+            basis="C6, L10",
+            help_text="A clinician or pharmacist verifies the list. The review page "
+            'shows, for each row, the medication classes it matched, or "not '
+            'recognized".',
+        ),
+        Question(
+            "med_benzo_dzeq",
+            "If a benzodiazepine is taken: total daily dose as diazepam-equivalent, "
+            "mg/day (clinician)",
+            DECIMAL,
+            required=False,
+            decimal_places=1,
+            min_value=Decimal("0.0"),
+            max_value=Decimal("500.0"),
+            shown_when=MEDICATIONS_LISTED,
+            basis="M1",
+            help_text="Always typed by a clinician; the app does not compute it, because "
+            "dose and frequency are free text.",
+        ),
+        yn(
+            "med_reviewed_with_patient",
+            'Medication list (or "no medications") confirmed with the patient, not only copied '
+            "from records?",
+            basis="C6",
+        ),
     ),
     intro="A clinician or pharmacist verifies the list.",
 )
@@ -574,32 +760,49 @@ PSYCHIATRIC = Step(
             ),
             basis="C1, L1, L2, L3",
         ),
-        ynu("psy_psychosis_ever",
+        ynu(
+            "psy_psychosis_ever",
             "Ever seen or heard things others did not, or held beliefs others said were "
             "untrue, while not intoxicated or withdrawing?",
-            basis="E4, C1, C5"),
-        ynu("psy_psychosis_now", "Any such experiences in the past month?",
-            shown_when=In("psy_psychosis_ever", ("yes", "unsure")), basis="E4, A11"),
-        ynu("psy_fam_psychosis",
-            "Parent, brother or sister, or child with schizophrenia or another psychotic "
-            "disorder?",
-            basis="L3"),
-        ynu("psy_mania_recent",
+            basis="E4, C1, C5",
+        ),
+        ynu(
+            "psy_psychosis_now",
+            "Any such experiences in the past month?",
+            shown_when=In("psy_psychosis_ever", ("yes", "unsure")),
+            basis="E4, A11",
+        ),
+        ynu(
+            "psy_fam_psychosis",
+            "Parent, brother or sister, or child with schizophrenia or another psychotic disorder?",
+            basis="L3",
+        ),
+        ynu(
+            "psy_mania_recent",
             "Symptoms of mania or hypomania in the past month (for example, days of unusually "
             "high or irritable mood with little need for sleep)?",
-            basis="L1, A11, L9"),
-        ynu("psy_mood_stabilizer", "Currently taking a mood stabilizer?",
-            shown_when=AnyOf((
-                IncludesAny("psy_dx", ("bipolar_1", "bipolar_2")),
-                Includes("indication", "bipolar_depression"),
-            )),
-            basis="C8"),
-        Question("psy_ad_trials",
-                 "Number of adequate antidepressant trials in the current episode (best "
-                 "estimate)",
-                 INT, min_value=0, max_value=20,
-                 shown_when=IncludesAny("indication", ("depression", "bipolar_depression")),
-                 basis="C1, L2"),
+            basis="L1, A11, L9",
+        ),
+        ynu(
+            "psy_mood_stabilizer",
+            "Currently taking a mood stabilizer?",
+            shown_when=AnyOf(
+                (
+                    IncludesAny("psy_dx", ("bipolar_1", "bipolar_2")),
+                    Includes("indication", "bipolar_depression"),
+                )
+            ),
+            basis="C8",
+        ),
+        Question(
+            "psy_ad_trials",
+            "Number of adequate antidepressant trials in the current episode (best estimate)",
+            INT,
+            min_value=0,
+            max_value=20,
+            shown_when=IncludesAny("indication", ("depression", "bipolar_depression")),
+            basis="C1, L2",
+        ),
         Question(
             "psy_neuromod",
             "Previous ECT or TMS",
@@ -618,13 +821,16 @@ PSYCHIATRIC = Step(
 
 def scale(code, label, anchors, shown_when=None, basis="", **kwargs):
     """Return a scored scale question with int anchors."""
-    return Question(code, label, SCALE, choices=anchors, shown_when=shown_when, basis=basis,
-                    **kwargs)
+    return Question(
+        code, label, SCALE, choices=anchors, shown_when=shown_when, basis=basis, **kwargs
+    )
 
 
 # PHQ-9 and GAD-7 anchors (INSTRUMENT.md 3.9).
 FREQUENCY_ANCHORS = _choices(
-    (0, "Not at all"), (1, "Several days"), (2, "More than half the days"),
+    (0, "Not at all"),
+    (1, "Several days"),
+    (2, "More than half the days"),
     (3, "Nearly every day"),
 )
 
@@ -634,11 +840,17 @@ PHQ9_ITEMS = (
     ("phq9_3", "Trouble getting to sleep or staying asleep, or sleeping too much"),
     ("phq9_4", "Feeling tired or low on energy"),
     ("phq9_5", "Poor appetite or overeating"),
-    ("phq9_6", "Feeling bad about oneself: like a failure, or like having let oneself or "
-               "one's family down"),
+    (
+        "phq9_6",
+        "Feeling bad about oneself: like a failure, or like having let oneself or "
+        "one's family down",
+    ),
     ("phq9_7", "Trouble concentrating, for example on reading or television"),
-    ("phq9_8", "Moving or speaking so slowly that others could notice, or the opposite: so "
-               "fidgety or restless that moving around much more than usual"),
+    (
+        "phq9_8",
+        "Moving or speaking so slowly that others could notice, or the opposite: so "
+        "fidgety or restless that moving around much more than usual",
+    ),
     ("phq9_9", "Thoughts of being better off dead, or of hurting oneself in some way"),
 )
 
@@ -660,28 +872,48 @@ MOOD = Step(
     (
         *(scale(code, label, FREQUENCY_ANCHORS, basis="S4") for code, label in PHQ9_ITEMS),
         *(scale(code, label, FREQUENCY_ANCHORS, basis="S5") for code, label in GAD7_ITEMS),
-        yn("cssrs_1",
-           "Past month: has the patient wished they were dead, or wished they could go to "
-           "sleep and not wake up?",
-           basis="S1"),
-        yn("cssrs_2", "Past month: has the patient actually had thoughts of killing themself?",
-           basis="S1"),
-        yn("cssrs_3", "Past month: has the patient thought about how they might do it?",
-           shown_when=SUICIDAL_THOUGHTS, basis="S1"),
-        yn("cssrs_4",
-           "Past month: has the patient had these thoughts with some intention of acting on "
-           "them?",
-           shown_when=SUICIDAL_THOUGHTS, basis="S1, S2"),
-        yn("cssrs_5",
-           "Past month: has the patient started to work out, or worked out, the details of "
-           "how to do it, and do they intend to carry out that plan?",
-           shown_when=SUICIDAL_THOUGHTS, basis="S1, S2"),
-        yn("cssrs_6",
-           "Has the patient ever done anything, started to do anything, or prepared to do "
-           "anything to end their life?",
-           basis="S1"),
-        yn("cssrs_6_3mo", "Was any of that in the past 3 months?",
-           shown_when=Eq("cssrs_6", "yes"), basis="S1, S2"),
+        yn(
+            "cssrs_1",
+            "Past month: has the patient wished they were dead, or wished they could go to "
+            "sleep and not wake up?",
+            basis="S1",
+        ),
+        yn(
+            "cssrs_2",
+            "Past month: has the patient actually had thoughts of killing themself?",
+            basis="S1",
+        ),
+        yn(
+            "cssrs_3",
+            "Past month: has the patient thought about how they might do it?",
+            shown_when=SUICIDAL_THOUGHTS,
+            basis="S1",
+        ),
+        yn(
+            "cssrs_4",
+            "Past month: has the patient had these thoughts with some intention of acting on them?",
+            shown_when=SUICIDAL_THOUGHTS,
+            basis="S1, S2",
+        ),
+        yn(
+            "cssrs_5",
+            "Past month: has the patient started to work out, or worked out, the details of "
+            "how to do it, and do they intend to carry out that plan?",
+            shown_when=SUICIDAL_THOUGHTS,
+            basis="S1, S2",
+        ),
+        yn(
+            "cssrs_6",
+            "Has the patient ever done anything, started to do anything, or prepared to do "
+            "anything to end their life?",
+            basis="S1",
+        ),
+        yn(
+            "cssrs_6_3mo",
+            "Was any of that in the past 3 months?",
+            shown_when=Eq("cssrs_6", "yes"),
+            basis="S1, S2",
+        ),
     ),
     intro="PHQ-9 and GAD-7: over the past 2 weeks, how often has the patient been bothered "
     "by each of the following? The suicide-risk screener asks about the past month, then "
@@ -694,27 +926,64 @@ ALCOHOL = Step(
     "alcohol",
     "Alcohol use and withdrawal",
     (
-        scale("audc_1", "How often does the patient have a drink containing alcohol?",
-              _choices((0, "Never"), (1, "Monthly or less"), (2, "2-4 times a month"),
-                       (3, "2-3 times a week"), (4, "4 or more times a week")),
-              basis="A1"),
-        scale("audc_2", "How many standard drinks on a typical drinking day?",
-              _choices((0, "1-2"), (1, "3-4"), (2, "5-6"), (3, "7-9"), (4, "10 or more")),
-              shown_when=DRINKS, basis="A1"),
-        scale("audc_3", "How often 6 or more drinks on one occasion?",
-              _choices((0, "Never"), (1, "Less than monthly"), (2, "Monthly"), (3, "Weekly"),
-                       (4, "Daily or almost daily")),
-              shown_when=DRINKS, basis="A1"),
-        yn("alc_last_drink_unknown", "Time of last alcoholic drink unknown (patient cannot say)?",
-           shown_when=ALCOHOL_QUESTIONS_APPLY, basis="A5, A6"),
-        Question("alc_last_drink", "Date and time of last alcoholic drink", DATETIME,
-                 not_future=True,
-                 shown_when=AllOf((ALCOHOL_QUESTIONS_APPLY, Eq("alc_last_drink_unknown", "no"))),
-                 basis="A5, A6, A9"),
-        yn("alc_daily", "Currently drinking daily or almost daily?",
-           shown_when=ALCOHOL_QUESTIONS_APPLY, basis="A5"),
-        yn("alc_morning", "Drinks in the morning to steady nerves or stop the shakes?",
-           shown_when=ALCOHOL_QUESTIONS_APPLY, basis="A7"),
+        scale(
+            "audc_1",
+            "How often does the patient have a drink containing alcohol?",
+            _choices(
+                (0, "Never"),
+                (1, "Monthly or less"),
+                (2, "2-4 times a month"),
+                (3, "2-3 times a week"),
+                (4, "4 or more times a week"),
+            ),
+            basis="A1",
+        ),
+        scale(
+            "audc_2",
+            "How many standard drinks on a typical drinking day?",
+            _choices((0, "1-2"), (1, "3-4"), (2, "5-6"), (3, "7-9"), (4, "10 or more")),
+            shown_when=DRINKS,
+            basis="A1",
+        ),
+        scale(
+            "audc_3",
+            "How often 6 or more drinks on one occasion?",
+            _choices(
+                (0, "Never"),
+                (1, "Less than monthly"),
+                (2, "Monthly"),
+                (3, "Weekly"),
+                (4, "Daily or almost daily"),
+            ),
+            shown_when=DRINKS,
+            basis="A1",
+        ),
+        yn(
+            "alc_last_drink_unknown",
+            "Time of last alcoholic drink unknown (patient cannot say)?",
+            shown_when=ALCOHOL_QUESTIONS_APPLY,
+            basis="A5, A6",
+        ),
+        Question(
+            "alc_last_drink",
+            "Date and time of last alcoholic drink",
+            DATETIME,
+            not_future=True,
+            shown_when=AllOf((ALCOHOL_QUESTIONS_APPLY, Eq("alc_last_drink_unknown", "no"))),
+            basis="A5, A6, A9",
+        ),
+        yn(
+            "alc_daily",
+            "Currently drinking daily or almost daily?",
+            shown_when=ALCOHOL_QUESTIONS_APPLY,
+            basis="A5",
+        ),
+        yn(
+            "alc_morning",
+            "Drinks in the morning to steady nerves or stop the shakes?",
+            shown_when=ALCOHOL_QUESTIONS_APPLY,
+            basis="A7",
+        ),
         Question(
             "aw_sx_now",
             "Withdrawal signs or symptoms now (observed or reported)",
@@ -731,25 +1000,51 @@ ALCOHOL = Step(
             shown_when=ALCOHOL_QUESTIONS_APPLY,
             basis="A3, A4",
         ),
-        ynu("aw_hx_seizure", "Ever had a seizure when stopping or cutting down drinking?",
-            shown_when=ALCOHOL_QUESTIONS_APPLY, basis="A5, A10"),
-        ynu("aw_hx_dt",
+        ynu(
+            "aw_hx_seizure",
+            "Ever had a seizure when stopping or cutting down drinking?",
+            shown_when=ALCOHOL_QUESTIONS_APPLY,
+            basis="A5, A10",
+        ),
+        ynu(
+            "aw_hx_dt",
             "Ever had delirium tremens, or confusion or hallucinations when stopping drinking?",
-            shown_when=ALCOHOL_QUESTIONS_APPLY, basis="A5, C5"),
-        Question("aw_prior_episodes",
-                 "Number of previous alcohol withdrawal episodes or detox admissions (best "
-                 "estimate)",
-                 INT, min_value=0, max_value=100, shown_when=ALCOHOL_QUESTIONS_APPLY,
-                 basis="A5"),
-        Question("aw_pawss", "PAWSS total, if scored (clinician)", INT, required=False,
-                 min_value=0, max_value=10, shown_when=ALCOHOL_QUESTIONS_APPLY, basis="A8",
-                 help_text="PAWSS was validated in hospitalized medical patients and is not "
-                 "meant for patients with an active seizure disorder."),
-        Question("ciwa_ar", "CIWA-Ar total, if assessed today (clinician)", INT, required=False,
-                 min_value=0, max_value=67, shown_when=ALCOHOL_QUESTIONS_APPLY,
-                 basis="A3, A4",
-                 help_text="CIWA-Ar is meant for patients who have been drinking recently and "
-                 "can communicate."),
+            shown_when=ALCOHOL_QUESTIONS_APPLY,
+            basis="A5, C5",
+        ),
+        Question(
+            "aw_prior_episodes",
+            "Number of previous alcohol withdrawal episodes or detox admissions (best estimate)",
+            INT,
+            min_value=0,
+            max_value=100,
+            shown_when=ALCOHOL_QUESTIONS_APPLY,
+            basis="A5",
+        ),
+        Question(
+            "aw_pawss",
+            "PAWSS total, if scored (clinician)",
+            INT,
+            required=False,
+            min_value=0,
+            max_value=10,
+            shown_when=ALCOHOL_QUESTIONS_APPLY,
+            basis="A8",
+            help_text="PAWSS was validated in hospitalized medical patients and is not "
+            "meant for patients with an active seizure disorder.",
+        ),
+        Question(
+            "ciwa_ar",
+            "CIWA-Ar total, if assessed today (clinician)",
+            INT,
+            required=False,
+            min_value=0,
+            max_value=67,
+            shown_when=ALCOHOL_QUESTIONS_APPLY,
+            basis="A3, A4",
+            help_text="CIWA-Ar is meant for patients who have been drinking recently and "
+            "can communicate.",
+        ),
     ),
     intro="AUDIT-C: a standard drink means the US standard drink.",
 )
@@ -771,26 +1066,39 @@ SUBSTANCES = Step(
     "substances",
     "Other substances",
     (
-        recency("sub_ketamine_nonmed", 'Ketamine not given by a clinician ("K", "special K")',
-                "E5, L6, A10, A11"),
-        recency("sub_pcp_dissoc",
-                "PCP or other dissociatives (for example high-dose dextromethorphan, "
-                "methoxetamine)",
-                "A11, C5"),
-        recency("sub_stimulant", "Cocaine, methamphetamine or non-prescribed stimulants",
-                "M4, L1"),
-        recency("sub_opioid_nonrx", "Heroin, fentanyl or other non-prescribed opioids",
-                "E8, A11"),
-        recency("sub_benzo_nonrx", "Non-prescribed benzodiazepines or other sedatives",
-                "E8, A5"),
-        recency("sub_hallucinogen",
-                "Psychedelics or other hallucinogens (for example LSD, psilocybin)", "A10"),
+        recency(
+            "sub_ketamine_nonmed",
+            'Ketamine not given by a clinician ("K", "special K")',
+            "E5, L6, A10, A11",
+        ),
+        recency(
+            "sub_pcp_dissoc",
+            "PCP or other dissociatives (for example high-dose dextromethorphan, methoxetamine)",
+            "A11, C5",
+        ),
+        recency("sub_stimulant", "Cocaine, methamphetamine or non-prescribed stimulants", "M4, L1"),
+        recency("sub_opioid_nonrx", "Heroin, fentanyl or other non-prescribed opioids", "E8, A11"),
+        recency("sub_benzo_nonrx", "Non-prescribed benzodiazepines or other sedatives", "E8, A5"),
+        recency(
+            "sub_hallucinogen",
+            "Psychedelics or other hallucinogens (for example LSD, psilocybin)",
+            "A10",
+        ),
         recency("sub_cannabis", "Cannabis", "context only (unverified default)"),
-        yn("sub_tx_active",
-           "Currently in treatment for a substance use problem, including alcohol?",
-           basis="L3, E5"),
-        Question("sub_tx_detail", "Treatment program or provider", TEXT, required=False,
-                 max_length=200, shown_when=Eq("sub_tx_active", "yes"), basis="L3"),
+        yn(
+            "sub_tx_active",
+            "Currently in treatment for a substance use problem, including alcohol?",
+            basis="L3, E5",
+        ),
+        Question(
+            "sub_tx_detail",
+            "Treatment program or provider",
+            TEXT,
+            required=False,
+            max_length=200,
+            shown_when=Eq("sub_tx_active", "yes"),
+            basis="L3",
+        ),
         Question(
             "lab_uds",
             "Urine drug screen today (clinician; if done)",
@@ -851,7 +1159,9 @@ OTHER_CONDITIONS = Step(
             "Kidney disease",
             SINGLE,
             choices=_choices(
-                ("none", "None"), ("ckd", "Chronic kidney disease"), ("dialysis", "On dialysis"),
+                ("none", "None"),
+                ("ckd", "Chronic kidney disease"),
+                ("dialysis", "On dialysis"),
                 ("unsure", "Unsure"),
             ),
             basis="C7, A10",
@@ -868,14 +1178,24 @@ OTHER_CONDITIONS = Step(
             ),
             basis="C7, A10",
         ),
-        yn("sb_snore",
-           "Snores loudly (heard through a closed door, or a bed partner complains)?",
-           shown_when=STOPBANG_ASKED, basis="L8"),
-        yn("sb_tired", "Often tired, fatigued or sleepy during the day?",
-           shown_when=STOPBANG_ASKED, basis="L8"),
-        yn("sb_observed",
-           "Has anyone seen the patient stop breathing, choke or gasp during sleep?",
-           shown_when=STOPBANG_ASKED, basis="L8"),
+        yn(
+            "sb_snore",
+            "Snores loudly (heard through a closed door, or a bed partner complains)?",
+            shown_when=STOPBANG_ASKED,
+            basis="L8",
+        ),
+        yn(
+            "sb_tired",
+            "Often tired, fatigued or sleepy during the day?",
+            shown_when=STOPBANG_ASKED,
+            basis="L8",
+        ),
+        yn(
+            "sb_observed",
+            "Has anyone seen the patient stop breathing, choke or gasp during sleep?",
+            shown_when=STOPBANG_ASKED,
+            basis="L8",
+        ),
         Question(
             "resp_lung",
             "Lung conditions",
@@ -905,10 +1225,12 @@ OTHER_CONDITIONS = Step(
             ),
             basis="K3, L6, L7",
         ),
-        ynu("uro_ket_cystitis",
+        ynu(
+            "uro_ket_cystitis",
             "Ever diagnosed with ketamine-related bladder damage, or with interstitial or "
             "ulcerative cystitis?",
-            basis="L6, L7"),
+            basis="L6, L7",
+        ),
         Question(
             "eye_status",
             "Eye conditions",
@@ -916,8 +1238,10 @@ OTHER_CONDITIONS = Step(
             choices=_choices(
                 ("none", "None"),
                 ("glaucoma_controlled", "Glaucoma, controlled"),
-                ("glaucoma_uncontrolled_or_angle_closure",
-                 "Glaucoma not controlled, or angle-closure glaucoma"),
+                (
+                    "glaucoma_uncontrolled_or_angle_closure",
+                    "Glaucoma not controlled, or angle-closure glaucoma",
+                ),
                 ("recent_eye_injury_or_surgery", "Recent eye injury or eye surgery"),
                 ("unsure", "Unsure"),
             ),
@@ -929,8 +1253,10 @@ OTHER_CONDITIONS = Step(
             MULTI,
             choices=_choices(
                 ("none", "None"),
-                ("hyperthyroid_untreated_or_uncontrolled",
-                 "Overactive thyroid, untreated or not controlled"),
+                (
+                    "hyperthyroid_untreated_or_uncontrolled",
+                    "Overactive thyroid, untreated or not controlled",
+                ),
                 ("hyperthyroid_treated", "Overactive thyroid, treated and controlled"),
                 ("hypothyroid_on_replacement", "Underactive thyroid, taking thyroid hormone"),
                 ("other", "Other thyroid condition"),
@@ -946,19 +1272,29 @@ LOGISTICS = Step(
     "logistics",
     "Logistics and consent",
     (
-        yn("log_escort",
-           "Has a responsible adult to take them home, and agrees not to drive until the next "
-           "day after a night's sleep?",
-           basis="E11, K11, L4"),
-        Question("log_last_solid_h", "Hours since last solid food (treatment-day screenings only)",
-                 DECIMAL, required=False, decimal_places=1, min_value=Decimal("0.0"),
-                 max_value=Decimal("168.0"), basis="E11, L1, L4"),
+        yn(
+            "log_escort",
+            "Has a responsible adult to take them home, and agrees not to drive until the next "
+            "day after a night's sleep?",
+            basis="E11, K11, L4",
+        ),
+        Question(
+            "log_last_solid_h",
+            "Hours since last solid food (treatment-day screenings only)",
+            DECIMAL,
+            required=False,
+            decimal_places=1,
+            min_value=Decimal("0.0"),
+            max_value=Decimal("168.0"),
+            basis="E11, L1, L4",
+        ),
         Question(
             "log_capacity",
             "Clinician: capacity to give informed consent",
             SINGLE,
             choices=_choices(
-                ("yes", "Has capacity"), ("no", "Lacks capacity"),
+                ("yes", "Has capacity"),
+                ("no", "Lacks capacity"),
                 ("needs_assessment", "Needs formal assessment"),
             ),
             basis="C6, A10",
@@ -978,8 +1314,11 @@ LOGISTICS = Step(
             "should be checked early.",
             help_text="Insurance rarely covers ketamine infusions, so check coverage early.",
         ),
-        yn("consent_to_screening", "Did the patient agree to answer these screening questions?",
-           basis="C6"),
+        yn(
+            "consent_to_screening",
+            "Did the patient agree to answer these screening questions?",
+            basis="C6",
+        ),
     ),
 )
 
@@ -988,8 +1327,12 @@ REVIEW = Step(
     "Review and submit",
     (
         # Required BOOL: must be True to submit.
-        Question("staff_attestation", "I confirm these answers were recorded as given", BOOL,
-                 basis="administrative"),
+        Question(
+            "staff_attestation",
+            "I confirm these answers were recorded as given",
+            BOOL,
+            basis="administrative",
+        ),
     ),
 )
 

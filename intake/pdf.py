@@ -72,19 +72,20 @@ class StaticOnlyFetcher(weasyprint.URLFetcher):
         content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
         with open(path, "rb") as handle:
             body = handle.read()
-        return weasyprint.urls.URLFetcherResponse(
-            url, body, headers={"Content-Type": content_type}
-        )
+        return weasyprint.urls.URLFetcherResponse(url, body, headers={"Content-Type": content_type})
 
 
 def static_path(url):
     """Return the file system path of a static-file URL, or None if it is not one."""
     if not url.startswith(STATIC_BASE_URL):
         return None
-    relative = unquote(url[len(STATIC_BASE_URL):].split("?", 1)[0].split("#", 1)[0])
+    relative = unquote(url[len(STATIC_BASE_URL) :].split("?", 1)[0].split("#", 1)[0])
     parts = relative.split("/")
-    if not relative or "\\" in relative or "\x00" in relative or any(
-        part in ("", ".", "..") for part in parts
+    if (
+        not relative
+        or "\\" in relative
+        or "\x00" in relative
+        or any(part in ("", ".", "..") for part in parts)
     ):
         return None
     found = finders.find(relative)
@@ -98,7 +99,8 @@ def css_string(text):
     """Return ``text`` as a quoted CSS string, escaping every character outside a safe set."""
     escaped = "".join(
         # The space ends the escape; CSS consumes it.
-        char if _CSS_SAFE.fullmatch(char) else f"\\{ord(char):06x} " for char in str(text)
+        char if _CSS_SAFE.fullmatch(char) else f"\\{ord(char):06x} "
+        for char in str(text)
     )
     return f'"{escaped}"'
 
@@ -116,21 +118,29 @@ def footer_css(screening):
 
 def running_head_css():
     """Return the CSS ``content`` value of the running head of pages after the first."""
-    return " ".join((
-        "string(patient)",
-        css_string("  ·  " + _("DOB") + " "), "string(dob)",
-        css_string("  ·  " + _("MRN") + " "), "string(mrn)",
-        css_string("  ·  " + _("Screening") + " "), "string(screening)",
-    ))
+    return " ".join(
+        (
+            "string(patient)",
+            css_string("  ·  " + _("DOB") + " "),
+            "string(dob)",
+            css_string("  ·  " + _("MRN") + " "),
+            "string(mrn)",
+            css_string("  ·  " + _("Screening") + " "),
+            "string(screening)",
+        )
+    )
 
 
 def page_css():
     """Return the CSS ``content`` value of "Page X of Y"."""
-    before, _sep, rest = (_("Page %(page)s of %(pages)s") % {
-        "page": "\x00", "pages": "\x01"}).partition("\x00")
+    before, _sep, rest = (
+        _("Page %(page)s of %(pages)s") % {"page": "\x00", "pages": "\x01"}
+    ).partition("\x00")
     middle, _sep, after = rest.partition("\x01")
-    return (f"{css_string(before)} counter(page) {css_string(middle)} counter(pages) "
-            f"{css_string(after)}")
+    return (
+        f"{css_string(before)} counter(page) {css_string(middle)} counter(pages) "
+        f"{css_string(after)}"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -186,14 +196,17 @@ def review_record(review, *, as_void=None):
 
 def addendum_record(addendum):
     """Return the printable record of ``addendum``."""
-    return AddendumRecord(author=_person(addendum.author), signed_at=addendum.signed_at,
-                          text=addendum.text)
+    return AddendumRecord(
+        author=_person(addendum.author), signed_at=addendum.signed_at, text=addendum.text
+    )
 
 
 def current_reviews(screening):
     """Return the review records of ``screening`` as they stand now."""
-    return [review_record(review)
-            for review in screening.reviews.select_related("clinician", "voided_by")]
+    return [
+        review_record(review)
+        for review in screening.reviews.select_related("clinician", "voided_by")
+    ]
 
 
 def current_addenda(screening):
@@ -289,7 +302,9 @@ def _output_intent_profiles():
     # ResourceWarning); the same profile is passed in from memory instead.
     return {
         OUTPUT_INTENT: ColorProfile(
-            io.BytesIO(_srgb_profile_bytes()), "sRGB2014.icc", "relative-colorimetric",
+            io.BytesIO(_srgb_profile_bytes()),
+            "sRGB2014.icc",
+            "relative-colorimetric",
             (["r"], ["g"], ["b"]),
         )
     }

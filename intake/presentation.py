@@ -33,8 +33,10 @@ NOT_COMPUTED = {
     "audc_total": _("Not computed: needs the AUDIT-C items."),
     "phq9_total": _("Not computed: needs all nine PHQ-9 items."),
     "gad7_total": _("Not computed: needs all seven GAD-7 items."),
-    "stopbang_score": _("Not computed: STOP-Bang is asked only when sleep apnea is not "
-                        "diagnosed or its diagnosis is unsure."),
+    "stopbang_score": _(
+        "Not computed: STOP-Bang is asked only when sleep apnea is not "
+        "diagnosed or its diagnosis is unsure."
+    ),
 }
 
 
@@ -113,20 +115,24 @@ def answer_rows(step, answers, *, tz, include_missing=False, thresholds=None, me
                 rows.append(AnswerRow(code=q.code, label=q.label, type=q.type, missing=True))
             continue
         value = answers[q.code]
-        rows.append(AnswerRow(
-            code=q.code,
-            label=q.label,
-            type=q.type,
-            display=instrument.display_value(q.code, value, tz),
-            unsure=is_unsure(value),
-            medications=medication_rows(value, med_classes)
-            if q.type == instrument.MED_LIST else None,
-        ))
+        rows.append(
+            AnswerRow(
+                code=q.code,
+                label=q.label,
+                type=q.type,
+                display=instrument.display_value(q.code, value, tz),
+                unsure=is_unsure(value),
+                medications=medication_rows(value, med_classes)
+                if q.type == instrument.MED_LIST
+                else None,
+            )
+        )
     return rows
 
 
-def answer_sections(answers, *, tz, include_missing=False, thresholds=None, steps=None,
-                    med_classes=None):
+def answer_sections(
+    answers, *, tz, include_missing=False, thresholds=None, steps=None, med_classes=None
+):
     """Return typed answers grouped by step, in wizard order, as ``{"slug", "title", "rows"}``.
 
     Steps without rows are left out unless ``include_missing`` is set; ``steps``
@@ -134,8 +140,14 @@ def answer_sections(answers, *, tz, include_missing=False, thresholds=None, step
     """
     sections = []
     for step in instrument.STEPS if steps is None else steps:
-        rows = answer_rows(step, answers, tz=tz, include_missing=include_missing,
-                           thresholds=thresholds, med_classes=med_classes)
+        rows = answer_rows(
+            step,
+            answers,
+            tz=tz,
+            include_missing=include_missing,
+            thresholds=thresholds,
+            med_classes=med_classes,
+        )
         if rows or include_missing:
             sections.append({"slug": step.slug, "title": step.title, "rows": rows})
     return sections
@@ -165,7 +177,8 @@ def derived_rows(derived, *, include_missing=False):
             continue
         if name == "stopbang_score" and derived.get("stopbang_unknown"):
             value = gettext("%(score)s (items not scored: %(items)s)") % {
-                "score": value, "items": ", ".join(derived["stopbang_unknown"])
+                "score": value,
+                "items": ", ".join(derived["stopbang_unknown"]),
             }
         rows.append(DerivedRow(DERIVED_LABELS[name], value, why))
     return rows

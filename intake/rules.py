@@ -512,18 +512,39 @@ def stopbang_incomplete():
 # The rule table (INSTRUMENT.md 6.3), in table order. Messages and bracket
 # variants follow below it.
 
-_SUB_CODES = ("sub_ketamine_nonmed", "sub_pcp_dissoc", "sub_stimulant", "sub_opioid_nonrx",
-              "sub_benzo_nonrx", "sub_hallucinogen", "sub_cannabis")
+_SUB_CODES = (
+    "sub_ketamine_nonmed",
+    "sub_pcp_dissoc",
+    "sub_stimulant",
+    "sub_opioid_nonrx",
+    "sub_benzo_nonrx",
+    "sub_hallucinogen",
+    "sub_cannabis",
+)
 
 _TABLE = (
     # Vital signs, age and body size
-    ("BP-01", CAUTION, "E3", all_(any_(gt("bp_rest_sbp", "bp_caution_sbp"),
-                                      gt("bp_rest_dbp", "bp_caution_dbp")),
-                                 not_(fires("BP-02")))),
-    ("BP-02", REVIEW, "K12 A10", any_(gt("bp_rest_sbp", "bp_review_sbp"),
-                                     gt("bp_rest_dbp", "bp_review_dbp"))),
-    ("BP-03", REVIEW, "K1 C3 A11", all_(eq("cv_htn", "yes"),
-                                       is_in("cv_htn_controlled", "no", "unsure"))),
+    (
+        "BP-01",
+        CAUTION,
+        "E3",
+        all_(
+            any_(gt("bp_rest_sbp", "bp_caution_sbp"), gt("bp_rest_dbp", "bp_caution_dbp")),
+            not_(fires("BP-02")),
+        ),
+    ),
+    (
+        "BP-02",
+        REVIEW,
+        "K12 A10",
+        any_(gt("bp_rest_sbp", "bp_review_sbp"), gt("bp_rest_dbp", "bp_review_dbp")),
+    ),
+    (
+        "BP-03",
+        REVIEW,
+        "K1 C3 A11",
+        all_(eq("cv_htn", "yes"), is_in("cv_htn_controlled", "no", "unsure")),
+    ),
     ("HR-01", REVIEW, "A10", gt("vit_hr", "hr_review")),
     ("HR-02", CAUTION, "K3", all_(gt("vit_hr", "hr_caution"), le("vit_hr", "hr_review"))),
     ("SPO2-01", CAUTION, "E10 K5", lt("vit_spo2", "spo2_caution")),
@@ -532,11 +553,14 @@ _TABLE = (
     ("WT-01", INFO, "C1 A9", absent("vit_weight_kg")),
     ("BMI-01", INFO, "L8", gt("bmi", "bmi_info")),
     # Pregnancy
-    ("PRG-01", REVIEW, "K10 E7 C3 A11", any_(yu("preg_status"),
-                                            eq("lab_preg_test", "positive"))),
+    ("PRG-01", REVIEW, "K10 E7 C3 A11", any_(yu("preg_status"), eq("lab_preg_test", "positive"))),
     ("PRG-02", REVIEW, "E7 A11", eq("preg_breastfeeding", "yes")),
-    ("PRG-03", CAUTION, "E7 L5", any_(yu("preg_planning"),
-                                     is_in("preg_contraception", "no", "unsure"))),
+    (
+        "PRG-03",
+        CAUTION,
+        "E7 L5",
+        any_(yu("preg_planning"), is_in("preg_contraception", "no", "unsure")),
+    ),
     ("PRG-04", INFO, "A11", all_(yu("preg_potential"), eq("lab_preg_test", "not_done"))),
     # Cardiovascular and cerebrovascular
     ("CV-01", REVIEW, "E1 K1 C5", yu("cv_aneurysm")),
@@ -549,17 +573,36 @@ _TABLE = (
     ("CV-08", CAUTION, "E3 E9", yu("cv_valve")),
     ("CV-09", CAUTION, "K3 L1 A11", yu("cv_arrhythmia")),
     ("CV-10", REVIEW, "E3", eq("cv_htn_enceph", "yes")),
-    ("ECG-01", CAUTION, "L1", any_(
-        all_(eq("sex_at_birth", "female"), gt("ecg_qtc_ms", "qtc_caution_female")),
-        all_(not_(eq("sex_at_birth", "female")), gt("ecg_qtc_ms", "qtc_caution_male")))),
+    (
+        "ECG-01",
+        CAUTION,
+        "L1",
+        any_(
+            all_(eq("sex_at_birth", "female"), gt("ecg_qtc_ms", "qtc_caution_female")),
+            all_(not_(eq("sex_at_birth", "female")), gt("ecg_qtc_ms", "qtc_caution_male")),
+        ),
+    ),
     # Neurological
     ("NEU-01", REVIEW, "E3 K6 C3 C4", yu("neuro_icp")),
-    ("NEU-02", REVIEW, "A10 L2", all_(eq("neuro_tbi", "yes"), any_(
-        absent("neuro_tbi_date"),
-        within_months("neuro_tbi_date", "recent_event_months"),
-        yu("neuro_tbi_symptoms")))),
-    ("NEU-03", CAUTION, "E9 K11 C4", any_(eq("neuro_tbi", "unsure"),
-                                         all_(eq("neuro_tbi", "yes"), not_(fires("NEU-02"))))),
+    (
+        "NEU-02",
+        REVIEW,
+        "A10 L2",
+        all_(
+            eq("neuro_tbi", "yes"),
+            any_(
+                absent("neuro_tbi_date"),
+                within_months("neuro_tbi_date", "recent_event_months"),
+                yu("neuro_tbi_symptoms"),
+            ),
+        ),
+    ),
+    (
+        "NEU-03",
+        CAUTION,
+        "E9 K11 C4",
+        any_(eq("neuro_tbi", "unsure"), all_(eq("neuro_tbi", "yes"), not_(fires("NEU-02")))),
+    ),
     ("NEU-04", CAUTION, "L1 A10 C4 K13", yu("neuro_seizure")),
     ("NEU-05", CAUTION, "L2", any_(yu("neuro_cog"), includes("psy_dx", "neurocognitive"))),
     # Allergy, previous ketamine and anesthesia
@@ -569,8 +612,12 @@ _TABLE = (
     ("ANE-01", CAUTION, "L10", yu("anes_complications")),
     # Medications (classes: the lexicon, medications.md)
     ("MED-01", CAUTION, "M1 E8 A5", med_class("benzodiazepine")),
-    ("MED-02", CAUTION, "E8 K13", med_class("z_drug", "barbiturate", "other_sedative",
-                                           "antipsychotic")),
+    (
+        "MED-02",
+        CAUTION,
+        "E8 K13",
+        med_class("z_drug", "barbiturate", "other_sedative", "antipsychotic"),
+    ),
     ("MED-03", CAUTION, "E8 M5 M6", med_class("opioid")),
     ("MED-04", CAUTION, "E8 K13", med_class("stimulant")),
     ("MED-05", CAUTION, "E8 M5", med_class("maoi")),
@@ -584,93 +631,219 @@ _TABLE = (
     ("MED-13", CAUTION, "C6", eq("med_reviewed_with_patient", "no")),
     # Psychiatric
     ("PSY-01", REVIEW, "E4 C3 A11 L6", yu("psy_psychosis_now")),
-    ("PSY-02", REVIEW, "E4 C1 C5 L2 L3", any_(
-        eq("psy_psychosis_ever", "yes"),
-        includes("psy_dx", "schizophrenia", "schizoaffective", "other_psychotic"))),
+    (
+        "PSY-02",
+        REVIEW,
+        "E4 C1 C5 L2 L3",
+        any_(
+            eq("psy_psychosis_ever", "yes"),
+            includes("psy_dx", "schizophrenia", "schizoaffective", "other_psychotic"),
+        ),
+    ),
     ("PSY-03", CAUTION, "L3", yu("psy_fam_psychosis")),
     ("PSY-04", REVIEW, "L1 A11 L9", yu("psy_mania_recent")),
-    ("PSY-05", CAUTION, "C8", all_(
-        any_(includes("psy_dx", "bipolar_1", "bipolar_2"),
-             includes("indication", "bipolar_depression")),
-        is_in("psy_mood_stabilizer", "no", "unsure"))),
+    (
+        "PSY-05",
+        CAUTION,
+        "C8",
+        all_(
+            any_(
+                includes("psy_dx", "bipolar_1", "bipolar_2"),
+                includes("indication", "bipolar_depression"),
+            ),
+            is_in("psy_mood_stabilizer", "no", "unsure"),
+        ),
+    ),
     ("PSY-06", INFO, "C8", any_(includes("psy_dx", "ptsd"), includes("indication", "ptsd"))),
     ("PSY-07", INFO, "L3", includes("psy_dx", "severe_personality_disorder")),
     # Suicide risk and symptom scales
-    ("SUI-01", URGENT, "S2 S3", any_(
-        eq("cssrs_4", "yes"), eq("cssrs_5", "yes"), eq("cssrs_6_3mo", "yes"),
-        all_(eq("cssrs_6", "yes"), absent("cssrs_6_3mo")))),
+    (
+        "SUI-01",
+        URGENT,
+        "S2 S3",
+        any_(
+            eq("cssrs_4", "yes"),
+            eq("cssrs_5", "yes"),
+            eq("cssrs_6_3mo", "yes"),
+            all_(eq("cssrs_6", "yes"), absent("cssrs_6_3mo")),
+        ),
+    ),
     ("SUI-02", REVIEW, "S1 S2 S3", all_(eq("cssrs_3", "yes"), not_(fires("SUI-01")))),
-    ("SUI-03", CAUTION, "S2 S3", all_(any_(eq("cssrs_1", "yes"), eq("cssrs_2", "yes")),
-                                     not_(fires("SUI-01")), not_(fires("SUI-02")))),
+    (
+        "SUI-03",
+        CAUTION,
+        "S2 S3",
+        all_(
+            any_(eq("cssrs_1", "yes"), eq("cssrs_2", "yes")),
+            not_(fires("SUI-01")),
+            not_(fires("SUI-02")),
+        ),
+    ),
     ("SUI-04", CAUTION, "S3", all_(eq("cssrs_6", "yes"), eq("cssrs_6_3mo", "no"))),
     ("SUI-05", REVIEW, "S4", ge("phq9_9", 1)),
     ("SCL-01", INFO, "S4", ge("phq9_total", "phq9_severe")),
     ("SCL-02", INFO, "S5", ge("gad7_total", "gad7_significant")),
     # Alcohol
-    ("ALC-01", INFO, "A1", any_(
-        all_(eq("sex_at_birth", "male"), ge("audc_total", "audc_positive_male")),
-        all_(not_(eq("sex_at_birth", "male")), ge("audc_total", "audc_positive_other")))),
-    ("ALC-02", REVIEW, "K13 K9 A9 A6 E8", any_(
-        hours_since_below("alc_last_drink", "last_drink_hours"),
-        eq("alc_last_drink_unknown", "yes"),
-        gt("vit_bac", 0))),
+    (
+        "ALC-01",
+        INFO,
+        "A1",
+        any_(
+            all_(eq("sex_at_birth", "male"), ge("audc_total", "audc_positive_male")),
+            all_(not_(eq("sex_at_birth", "male")), ge("audc_total", "audc_positive_other")),
+        ),
+    ),
+    (
+        "ALC-02",
+        REVIEW,
+        "K13 K9 A9 A6 E8",
+        any_(
+            hours_since_below("alc_last_drink", "last_drink_hours"),
+            eq("alc_last_drink_unknown", "yes"),
+            gt("vit_bac", 0),
+        ),
+    ),
     ("ALC-03", REVIEW, "A5 A10 C5", any_(yu("aw_hx_seizure"), yu("aw_hx_dt"))),
-    ("ALC-04", REVIEW, "A4 C5 A10", any_(ge("ciwa_ar", "ciwa_review"),
-                                        includes("aw_sx_now", "hallucinations", "confusion"))),
-    ("ALC-05", CAUTION, "A3 A4", all_(
-        any_(all_(ge("ciwa_ar", 1), lt("ciwa_ar", "ciwa_review")),
-             includes_except("aw_sx_now", "none")),
-        not_(fires("ALC-04")))),
-    ("ALC-06", CAUTION, "A5 A7", any_(
-        ge("aw_prior_episodes", "withdrawal_episodes"),
-        eq("alc_morning", "yes"),
-        all_(gt("age", "age_info"), eq("alc_daily", "yes")),
-        all_(med_class("benzodiazepine", "barbiturate"), eq("alc_daily", "yes")))),
+    (
+        "ALC-04",
+        REVIEW,
+        "A4 C5 A10",
+        any_(ge("ciwa_ar", "ciwa_review"), includes("aw_sx_now", "hallucinations", "confusion")),
+    ),
+    (
+        "ALC-05",
+        CAUTION,
+        "A3 A4",
+        all_(
+            any_(
+                all_(ge("ciwa_ar", 1), lt("ciwa_ar", "ciwa_review")),
+                includes_except("aw_sx_now", "none"),
+            ),
+            not_(fires("ALC-04")),
+        ),
+    ),
+    (
+        "ALC-06",
+        CAUTION,
+        "A5 A7",
+        any_(
+            ge("aw_prior_episodes", "withdrawal_episodes"),
+            eq("alc_morning", "yes"),
+            all_(gt("age", "age_info"), eq("alc_daily", "yes")),
+            all_(med_class("benzodiazepine", "barbiturate"), eq("alc_daily", "yes")),
+        ),
+    ),
     ("ALC-07", REVIEW, "A8", ge("aw_pawss", "pawss_review")),
     ("ALC-08", INFO, "M3", med_class("naltrexone")),
     # Other substances
-    ("SUB-01", REVIEW, "E5 L6 A10 A11", any_(
-        is_in("sub_ketamine_nonmed", "past_12m", "past_30d"),
-        is_in("sub_pcp_dissoc", "past_12m", "past_30d"),
-        includes("lab_uds", "ketamine", "pcp"))),
-    ("SUB-02", CAUTION, "E5 L6", all_(
-        any_(eq("sub_ketamine_nonmed", "gt_12m"), eq("sub_pcp_dissoc", "gt_12m")),
-        not_(fires("SUB-01")))),
-    ("SUB-03", REVIEW, "M4 E8 L1", any_(eq("sub_stimulant", "past_30d"),
-                                       includes("lab_uds", "cocaine", "amphetamine"))),
+    (
+        "SUB-01",
+        REVIEW,
+        "E5 L6 A10 A11",
+        any_(
+            is_in("sub_ketamine_nonmed", "past_12m", "past_30d"),
+            is_in("sub_pcp_dissoc", "past_12m", "past_30d"),
+            includes("lab_uds", "ketamine", "pcp"),
+        ),
+    ),
+    (
+        "SUB-02",
+        CAUTION,
+        "E5 L6",
+        all_(
+            any_(eq("sub_ketamine_nonmed", "gt_12m"), eq("sub_pcp_dissoc", "gt_12m")),
+            not_(fires("SUB-01")),
+        ),
+    ),
+    (
+        "SUB-03",
+        REVIEW,
+        "M4 E8 L1",
+        any_(eq("sub_stimulant", "past_30d"), includes("lab_uds", "cocaine", "amphetamine")),
+    ),
     ("SUB-04", CAUTION, "M4", all_(eq("sub_stimulant", "past_12m"), not_(fires("SUB-03")))),
-    ("SUB-05", REVIEW, "E8 A5 A11", any_(eq("sub_opioid_nonrx", "past_30d"),
-                                        eq("sub_benzo_nonrx", "past_30d"))),
+    (
+        "SUB-05",
+        REVIEW,
+        "E8 A5 A11",
+        any_(eq("sub_opioid_nonrx", "past_30d"), eq("sub_benzo_nonrx", "past_30d")),
+    ),
     ("SUB-06", CAUTION, "A10", is_in("sub_hallucinogen", "past_12m", "past_30d")),
-    ("SUB-07", INFO, "E5", any_(*(eq(code, "past_30d") for code in _SUB_CODES),
-                               eq("sub_tx_active", "yes"))),
+    (
+        "SUB-07",
+        INFO,
+        "E5",
+        any_(*(eq(code, "past_30d") for code in _SUB_CODES), eq("sub_tx_active", "yes")),
+    ),
     # Other conditions
-    ("LIV-01", REVIEW, "C3 E6 A10", any_(includes("liver_dx", "cirrhosis"),
-                                        eq("lab_lft", "elevated_ge3x"))),
-    ("LIV-02", CAUTION, "K8 E6", all_(
-        any_(includes("liver_dx", "fatty_liver", "hepatitis", "other", "unsure"),
-             eq("lab_lft", "elevated_lt3x")),
-        not_(fires("LIV-01")))),
+    (
+        "LIV-01",
+        REVIEW,
+        "C3 E6 A10",
+        any_(includes("liver_dx", "cirrhosis"), eq("lab_lft", "elevated_ge3x")),
+    ),
+    (
+        "LIV-02",
+        CAUTION,
+        "K8 E6",
+        all_(
+            any_(
+                includes("liver_dx", "fatty_liver", "hepatitis", "other", "unsure"),
+                eq("lab_lft", "elevated_lt3x"),
+            ),
+            not_(fires("LIV-01")),
+        ),
+    ),
     ("LIV-03", INFO, "K8 A6", eq("lab_lft", "not_done")),
     ("REN-01", CAUTION, "C7 A10", is_in("renal_dx", "ckd", "dialysis", "unsure")),
-    ("RES-01", CAUTION, "C7 A10 L8", any_(eq("resp_osa", "yes_untreated"),
-                                         ge("stopbang_score", "stopbang_high"))),
-    ("RES-02", INFO, "L8", all_(ge("stopbang_score", "stopbang_intermediate"),
-                               lt("stopbang_score", "stopbang_high"))),
-    ("RES-03", CAUTION, "K5 A10", includes("resp_lung", "copd", "severe_asthma",
-                                          "current_respiratory_infection")),
+    (
+        "RES-01",
+        CAUTION,
+        "C7 A10 L8",
+        any_(eq("resp_osa", "yes_untreated"), ge("stopbang_score", "stopbang_high")),
+    ),
+    (
+        "RES-02",
+        INFO,
+        "L8",
+        all_(ge("stopbang_score", "stopbang_intermediate"), lt("stopbang_score", "stopbang_high")),
+    ),
+    (
+        "RES-03",
+        CAUTION,
+        "K5 A10",
+        includes("resp_lung", "copd", "severe_asthma", "current_respiratory_infection"),
+    ),
     ("RES-04", INFO, "L8", stopbang_incomplete()),
     ("URO-01", CAUTION, "K3 L6 L7", includes_except("uro_symptoms", "none")),
     ("URO-02", REVIEW, "L6 L7", yu("uro_ket_cystitis")),
-    ("EYE-01", REVIEW, "K3 K7 C3 C4", includes(
-        "eye_status", "glaucoma_uncontrolled_or_angle_closure", "recent_eye_injury_or_surgery",
-        "unsure")),
+    (
+        "EYE-01",
+        REVIEW,
+        "K3 K7 C3 C4",
+        includes(
+            "eye_status",
+            "glaucoma_uncontrolled_or_angle_closure",
+            "recent_eye_injury_or_surgery",
+            "unsure",
+        ),
+    ),
     ("EYE-02", CAUTION, "K7 C4", includes("eye_status", "glaucoma_controlled")),
-    ("END-01", REVIEW, "K12 A10", includes("endo_thyroid", "hyperthyroid_untreated_or_uncontrolled",
-                                          "unsure")),
-    ("END-02", CAUTION, "K13 C4", any_(
-        includes("endo_thyroid", "hyperthyroid_treated", "hypothyroid_on_replacement"),
-        med_class("thyroid_hormone"))),
+    (
+        "END-01",
+        REVIEW,
+        "K12 A10",
+        includes("endo_thyroid", "hyperthyroid_untreated_or_uncontrolled", "unsure"),
+    ),
+    (
+        "END-02",
+        CAUTION,
+        "K13 C4",
+        any_(
+            includes("endo_thyroid", "hyperthyroid_treated", "hypothyroid_on_replacement"),
+            med_class("thyroid_hormone"),
+        ),
+    ),
     ("POR-01", CAUTION, "C4 A10", yu("med_porphyria")),
     # Logistics and consent
     ("LOG-01", CAUTION, "E11 K11 L4", eq("log_escort", "no")),
@@ -678,22 +851,74 @@ _TABLE = (
     ("CAP-01", REVIEW, "A10 C6", is_in("log_capacity", "no", "needs_assessment")),
     ("CON-01", REVIEW, "C6", eq("consent_to_screening", "no")),
     # "Unsure" on core safety questions: exactly these four codes
-    ("UNS-01", REVIEW, "K1 E3 E7 E4", any_(
-        *(eq(code, "unsure")
-          for code in ("cv_htn", "cv_htn_enceph", "preg_breastfeeding", "psy_psychosis_ever")))),
+    (
+        "UNS-01",
+        REVIEW,
+        "K1 E3 E7 E4",
+        any_(
+            *(
+                eq(code, "unsure")
+                for code in ("cv_htn", "cv_htn_enceph", "preg_breastfeeding", "psy_psychosis_ever")
+            )
+        ),
+    ),
     # Missing core answers (unanswered = shown but absent)
-    ("MIS-01", REVIEW, "K10 E7", all_(
-        not_(eq("sex_at_birth", "male")),
-        unanswered("preg_potential", "preg_status", "preg_breastfeeding", "lab_preg_test"))),
-    ("MIS-02", REVIEW, "K1 E3", unanswered("cv_htn", "cv_htn_controlled", "vit_sbp", "vit_dbp",
-                                          "vit_bp_repeat_sbp", "vit_bp_repeat_dbp")),
-    ("MIS-03", REVIEW, "E1 E9 K11", unanswered(
-        "cv_htn_enceph", "cv_aneurysm", "cv_avm", "cv_mi", "cv_chest_pain", "cv_hf", "cv_valve",
-        "cv_arrhythmia", "neuro_ich", "neuro_stroke_tia")),
+    (
+        "MIS-01",
+        REVIEW,
+        "K10 E7",
+        all_(
+            not_(eq("sex_at_birth", "male")),
+            unanswered("preg_potential", "preg_status", "preg_breastfeeding", "lab_preg_test"),
+        ),
+    ),
+    (
+        "MIS-02",
+        REVIEW,
+        "K1 E3",
+        unanswered(
+            "cv_htn",
+            "cv_htn_controlled",
+            "vit_sbp",
+            "vit_dbp",
+            "vit_bp_repeat_sbp",
+            "vit_bp_repeat_dbp",
+        ),
+    ),
+    (
+        "MIS-03",
+        REVIEW,
+        "E1 E9 K11",
+        unanswered(
+            "cv_htn_enceph",
+            "cv_aneurysm",
+            "cv_avm",
+            "cv_mi",
+            "cv_chest_pain",
+            "cv_hf",
+            "cv_valve",
+            "cv_arrhythmia",
+            "neuro_ich",
+            "neuro_stroke_tia",
+        ),
+    ),
     ("MIS-04", REVIEW, "K1 E1", unanswered("alg_ketamine")),
     ("MIS-05", REVIEW, "E3 K6", unanswered("neuro_icp")),
-    ("MIS-06", REVIEW, "S1 S3", unanswered("cssrs_1", "cssrs_2", "cssrs_3", "cssrs_4", "cssrs_5",
-                                          "cssrs_6", "cssrs_6_3mo", "phq9_9")),
+    (
+        "MIS-06",
+        REVIEW,
+        "S1 S3",
+        unanswered(
+            "cssrs_1",
+            "cssrs_2",
+            "cssrs_3",
+            "cssrs_4",
+            "cssrs_5",
+            "cssrs_6",
+            "cssrs_6_3mo",
+            "phq9_9",
+        ),
+    ),
 )
 
 # Bracket variants: "[name|text]" in a message is included only when its condition holds.
@@ -749,8 +974,7 @@ MESSAGES = {
     ),
     "WT-01": _("Weight not recorded; it is needed for mg/kg dosing."),
     "BMI-01": _(
-        "BMI {bmi} is above {bmi_info}: relevant to sleep apnea (STOP-Bang) and airway "
-        "management."
+        "BMI {bmi} is above {bmi_info}: relevant to sleep apnea (STOP-Bang) and airway management."
     ),
     "PRG-01": _(
         "Pregnancy reported, possible, or positive test ({found}). Ketamine and esketamine "
@@ -767,8 +991,7 @@ MESSAGES = {
         "contraindication, and a rise in blood pressure is a hazard."
     ),
     "CV-02": _(
-        "Arteriovenous malformation reported (or unsure). It is an esketamine "
-        "contraindication."
+        "Arteriovenous malformation reported (or unsure). It is an esketamine contraindication."
     ),
     "CV-03": _(
         "Bleeding in the brain reported (or unsure). A history of intracerebral hemorrhage is"
@@ -828,8 +1051,7 @@ MESSAGES = {
         "aminophylline."
     ),
     "NEU-05": _(
-        "Dementia or other neurocognitive disorder reported (or unsure). Some clinics exclude"
-        " it."
+        "Dementia or other neurocognitive disorder reported (or unsure). Some clinics exclude it."
     ),
     "ALG-01": _(
         "Allergy or hypersensitivity to ketamine or esketamine reported (or unsure). Both "
@@ -840,8 +1062,7 @@ MESSAGES = {
         "reactions are listed as contraindications or trial exclusions."
     ),
     "KET-02": _(
-        "Recent or current ketamine or esketamine treatment: {found}. Obtain treatment "
-        "records."
+        "Recent or current ketamine or esketamine treatment: {found}. Obtain treatment records."
     ),
     "ANE-01": _(
         "Previous complication with anesthesia or sedation reported (or unsure)[detail|: "
@@ -864,9 +1085,7 @@ MESSAGES = {
         "Stimulant or sympathomimetic listed: {meds}. May raise blood pressure with ketamine;"
         " monitor BP closely."
     ),
-    "MED-05": _(
-        "MAOI listed: {meds}. May raise blood pressure with ketamine; monitor BP closely."
-    ),
+    "MED-05": _("MAOI listed: {meds}. May raise blood pressure with ketamine; monitor BP closely."),
     "MED-06": _(
         "Lamotrigine listed: {meds}. May reduce ketamine's side effects; its effect on "
         "response is unknown."
@@ -939,8 +1158,7 @@ MESSAGES = {
     ),
     "SCL-01": _("PHQ-9 total {phq9_total}: severe depressive symptoms."),
     "SCL-02": _(
-        "GAD-7 total {gad7_total}: clinically significant anxiety that warrants further "
-        "evaluation."
+        "GAD-7 total {gad7_total}: clinically significant anxiety that warrants further evaluation."
     ),
     "ALC-01": _(
         "AUDIT-C {audc_total}: positive screen. Expected in an alcohol program; document it."
@@ -1038,8 +1256,7 @@ MESSAGES = {
         "high blood pressure and fast heart rate with ketamine."
     ),
     "POR-01": _(
-        "Porphyria reported (or unsure). Emergency-medicine guidance advises caution with "
-        "ketamine."
+        "Porphyria reported (or unsure). Emergency-medicine guidance advises caution with ketamine."
     ),
     "LOG-01": _(
         "No responsible adult escort, or will not avoid driving until the next day. Patients "
@@ -1094,15 +1311,17 @@ class Rule:
 def _build():
     rules = []
     for rule_id, severity, basis, condition in _TABLE:
-        rules.append(Rule(
-            id=rule_id,
-            severity=REVIEW if severity == URGENT else severity,
-            urgent=severity == URGENT,
-            basis=tuple(basis.split()),
-            message=MESSAGES[rule_id],
-            condition=condition,
-            variants=_VARIANTS.get(rule_id, {}),
-        ))
+        rules.append(
+            Rule(
+                id=rule_id,
+                severity=REVIEW if severity == URGENT else severity,
+                urgent=severity == URGENT,
+                basis=tuple(basis.split()),
+                message=MESSAGES[rule_id],
+                condition=condition,
+                variants=_VARIANTS.get(rule_id, {}),
+            )
+        )
     return tuple(rules)
 
 
@@ -1254,14 +1473,16 @@ def evaluate(answers, *, now, thresholds=None):
         if evidence is None:
             continue
         evidence = _unique(evidence)
-        flags.append(Flag(
-            rule_id=r.id,
-            severity=r.severity,
-            urgent=r.urgent,
-            message=_tidy(r.template.format_map(_Fields(r, context, evidence))),
-            basis=r.basis,
-            evidence=tuple(
-                {key: _jsonable(value) for key, value in item.items()} for item in evidence
-            ),
-        ))
+        flags.append(
+            Flag(
+                rule_id=r.id,
+                severity=r.severity,
+                urgent=r.urgent,
+                message=_tidy(r.template.format_map(_Fields(r, context, evidence))),
+                basis=r.basis,
+                evidence=tuple(
+                    {key: _jsonable(value) for key, value in item.items()} for item in evidence
+                ),
+            )
+        )
     return flags

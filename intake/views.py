@@ -30,9 +30,7 @@ def home(request):
             "step": instrument.STEPS_BY_SLUG[draft.last_step].title
             if draft.last_step in instrument.STEPS_BY_SLUG
             else "",
-            "url": reverse(
-                URL_NAME, kwargs={"draft_id": draft.pk, "step": draft.last_step}
-            )
+            "url": reverse(URL_NAME, kwargs={"draft_id": draft.pk, "step": draft.last_step})
             if draft.last_step
             else reverse("intake:draft", kwargs={"draft_id": draft.pk}),
         }
@@ -42,8 +40,11 @@ def home(request):
         :RECENT_SUBMISSIONS
     ]
     if drafts or submissions:
-        audit.record(action="intake.home.viewed", request=request,
-                     detail={"drafts": len(drafts), "screenings": len(submissions)})
+        audit.record(
+            action="intake.home.viewed",
+            request=request,
+            detail={"drafts": len(drafts), "screenings": len(submissions)},
+        )
     return render(request, "intake/home.html", {"drafts": drafts, "submissions": submissions})
 
 
@@ -82,9 +83,7 @@ def screening(request, pk):
             "urgent_flags": [flag for flag in flags if flag.urgent],
             "suicide_protocol": settings.SUICIDE_SAFETY_PROTOCOL,
             "review": review,
-            "sections": presentation.snapshot_sections(
-                record, tz=timezone.get_current_timezone()
-            ),
+            "sections": presentation.snapshot_sections(record, tz=timezone.get_current_timezone()),
             "derived": record.derived,
             "pdf_url": optional_url("intake:screening_pdf", record.pk),
             "fhir_url": optional_url("intake:screening_fhir", record.pk),

@@ -156,8 +156,9 @@ def may_hold_hidden_answers(slug, data):
     return any(key in conditional or MED_ROW_SUFFIX.sub("", key) in conditional for key in data)
 
 
-@method_decorator(permission_required("intake.conduct_screening", raise_exception=True),
-                  name="dispatch")
+@method_decorator(
+    permission_required("intake.conduct_screening", raise_exception=True), name="dispatch"
+)
 class ScreeningWizard(NamedUrlWizardView):
     """Walk one draft through the instrument's steps, then submit it."""
 
@@ -207,8 +208,11 @@ class ScreeningWizard(NamedUrlWizardView):
         """Keep only this step's own shown fields (no CSRF token, buttons or forged names)."""
         shown = [code for code in form.fields if code not in form.hidden_codes]
         names = {field_names(form.prefix, code) for code in shown}
-        lists = {field_names(form.prefix, code) for code in shown
-                 if instrument.question(code).type == instrument.MED_LIST}
+        lists = {
+            field_names(form.prefix, code)
+            for code in shown
+            if instrument.question(code).type == instrument.MED_LIST
+        }
         return {
             key: [storable_text(value) for value in values]
             for key, values in form.data.lists()
@@ -236,8 +240,9 @@ class ScreeningWizard(NamedUrlWizardView):
             # Show what was typed without shouting errors at a returning user.
             form.full_clean()
             form._errors = ErrorDict()
-        audit.record(action="intake.draft.viewed", request=request, obj=self.draft,
-                     detail={"step": step})
+        audit.record(
+            action="intake.draft.viewed", request=request, obj=self.draft, detail={"step": step}
+        )
         return self.render(form)
 
     # -- POST --------------------------------------------------------------
@@ -330,16 +335,22 @@ class ScreeningWizard(NamedUrlWizardView):
                 last_step=last_step,
                 updated_at=now,
             )
-            audit.record(action="intake.draft.saved", request=self.request, obj=self.draft,
-                         detail={"step": step})
+            audit.record(
+                action="intake.draft.saved",
+                request=self.request,
+                obj=self.draft,
+                detail={"step": step},
+            )
 
     def render_done(self, form, **kwargs):
         """Refuse incomplete drafts, re-validate every step, then submit (formtools' contract)."""
         missing = services.incomplete_steps(self.answers, self.thresholds)
         if missing:
-            form.add_error(None, _("Complete these sections before submitting: %(steps)s.") % {
-                "steps": ", ".join(step.title for step in missing)
-            })
+            form.add_error(
+                None,
+                _("Complete these sections before submitting: %(steps)s.")
+                % {"steps": ", ".join(step.title for step in missing)},
+            )
             return self.render(form)
         for slug in self.get_form_list():
             step_form = self.get_form(slug, data=self.storage.get_step_data(slug))
@@ -359,13 +370,20 @@ class ScreeningWizard(NamedUrlWizardView):
             return redirect(self.get_step_url(REVIEW))
         except Exception as error:  # noqa: BLE001 - the service rolled back; keep the draft
             # Frames only: an exception's message can quote a database row (patient data).
-            logger.error("Submitting draft %s failed with %s:\n%s", self.draft.pk,
-                         type(error).__name__, "".join(traceback.format_tb(error.__traceback__)))
-            messages.error(self.request, _(
-                "The screening could not be submitted because of a system error. The answers "
-                "are kept in this draft: submit again, and tell the clinic administrator if "
-                "it happens again."
-            ))
+            logger.error(
+                "Submitting draft %s failed with %s:\n%s",
+                self.draft.pk,
+                type(error).__name__,
+                "".join(traceback.format_tb(error.__traceback__)),
+            )
+            messages.error(
+                self.request,
+                _(
+                    "The screening could not be submitted because of a system error. The answers "
+                    "are kept in this draft: submit again, and tell the clinic administrator if "
+                    "it happens again."
+                ),
+            )
             return redirect(self.get_step_url(REVIEW))
         # Reset only after a submission: a refused or failed one keeps what was typed.
         self.storage.reset()
@@ -388,7 +406,8 @@ class ScreeningWizard(NamedUrlWizardView):
             prev_step=self.get_prev_step(step),
             return_to=REVIEW if return_to == REVIEW and step != REVIEW else "",
             patient_name=" ".join(
-                part for part in (self.answers.get("first_name"), self.answers.get("last_name"))
+                part
+                for part in (self.answers.get("first_name"), self.answers.get("last_name"))
                 if part
             ),
             urgent_flags=urgent_flags(flags),
@@ -413,20 +432,27 @@ class ScreeningWizard(NamedUrlWizardView):
             complete = slug != REVIEW and instrument.step_complete(
                 step, self.answers, self.thresholds
             )
-            result.append({
-                "slug": slug,
-                "number": number,
-                "title": step.title,
-                "url": self.get_step_url(slug),
-                "current": slug == current,
-                "complete": complete and slug in stored,
-                "visited": slug in stored,
-            })
+            result.append(
+                {
+                    "slug": slug,
+                    "number": number,
+                    "title": step.title,
+                    "url": self.get_step_url(slug),
+                    "current": slug == current,
+                    "complete": complete and slug in stored,
+                    "visited": slug in stored,
+                }
+            )
         return result
 
 
-CHOICE_TYPES = {instrument.YN, instrument.YNU, instrument.SINGLE, instrument.SCALE,
-                instrument.MULTI}
+CHOICE_TYPES = {
+    instrument.YN,
+    instrument.YNU,
+    instrument.SINGLE,
+    instrument.SCALE,
+    instrument.MULTI,
+}
 
 
 def error_summary(form):
@@ -487,19 +513,22 @@ def plausibility_warnings(wizard):
         q = instrument.question(code)
         if code in wizard.answers and str(wizard.answers[code]) == value:
             warnings.append(
-                _("%(label)s: %(value)s is outside the usual range (%(min)s to %(max)s); "
-                  "it was confirmed on re-entry.")
-                % {"label": q.label, "value": value, "min": q.plausible_min,
-                   "max": q.plausible_max}
+                _(
+                    "%(label)s: %(value)s is outside the usual range (%(min)s to %(max)s); "
+                    "it was confirmed on re-entry."
+                )
+                % {"label": q.label, "value": value, "min": q.plausible_min, "max": q.plausible_max}
             )
     meds = wizard.answers.get("medications") or []
     if "med_benzo_dzeq" in wizard.answers and not any(
         "benzodiazepine" in lexicon.classify(med["name"]) for med in meds
     ):
-        warnings.append(_(
-            "A diazepam-equivalent dose was entered, but no listed medicine was recognized as "
-            "a benzodiazepine. Check the spelling of the medication names."
-        ))
+        warnings.append(
+            _(
+                "A diazepam-equivalent dose was entered, but no listed medicine was recognized as "
+                "a benzodiazepine. Check the spelling of the medication names."
+            )
+        )
     return warnings
 
 

@@ -32,8 +32,12 @@ def flagged_screening(user, rule_ids=(), *, submitted_at=None, **answer_override
         answers,
         flags,
         submitted_at=submitted_at,
-        derived={"age": age_on(answers, submitted_at), "bmi": "25.2", "phq9_total": 9,
-                 "gad7_total": 7},
+        derived={
+            "age": age_on(answers, submitted_at),
+            "bmi": "25.2",
+            "phq9_total": 9,
+            "gad7_total": 7,
+        },
         thresholds_version=0,
         evidence=[{"code": "vit_sbp", "value": 186}],
     )

@@ -41,8 +41,12 @@ def attached_status(data):
 
 def sign(screening, clinician, **fields):
     return Review.objects.create(
-        screening=screening, clinician=clinician, determination="Proceed to consult",
-        note="Reviewed.", acknowledged_rule_ids=["SUI-01"], **fields,
+        screening=screening,
+        clinician=clinician,
+        determination="Proceed to consult",
+        note="Reviewed.",
+        acknowledged_rule_ids=["SUI-01"],
+        **fields,
     )
 
 
@@ -68,8 +72,7 @@ def test_each_review_void_and_addendum_starts_a_new_version(screening, clinician
     Addendum.objects.create(screening=screening, author=clinician, text="Corrected.")
     v4 = documents.summary_for(screening)
     assert [d.version for d in (v1, v2, v3, v4)] == [1, 2, 3, 4]
-    assert [d.reason for d in (v1, v2, v3, v4)] == ["submitted", "reviewed", "unlocked",
-                                                   "addendum"]
+    assert [d.reason for d in (v1, v2, v3, v4)] == ["submitted", "reviewed", "unlocked", "addendum"]
     assert documents.current_version(screening) == 4
     assert attached_status(documents.pdf_bytes(v3)) == "completed"
     assert attached_status(documents.pdf_bytes(v4)) == "amended"
@@ -80,8 +83,14 @@ def test_each_review_void_and_addendum_starts_a_new_version(screening, clinician
 
 def test_an_older_version_rendered_late_shows_the_rows_as_they_stood(screening, clinician):
     now = timezone.now()
-    sign(screening, clinician, signed_at=now, voided_at=now + timezone.timedelta(minutes=5),
-         voided_by=clinician, void_reason="Wrong chart.")
+    sign(
+        screening,
+        clinician,
+        signed_at=now,
+        voided_at=now + timezone.timedelta(minutes=5),
+        voided_by=clinician,
+        void_reason="Wrong chart.",
+    )
     reviews, addenda = documents.rows_at(screening, 2)
     assert len(reviews) == 1 and not reviews[0].void and addenda == []
     reviews, _addenda = documents.rows_at(screening, 3)
@@ -89,8 +98,9 @@ def test_an_older_version_rendered_late_shows_the_rows_as_they_stood(screening, 
     assert documents.rows_at(screening, 1) == ([], [])
     text = " ".join(
         page.extract_text()
-        for page in PdfReader(io.BytesIO(documents.pdf_bytes(
-            documents.summary_for(screening, 2)))).pages
+        for page in PdfReader(
+            io.BytesIO(documents.pdf_bytes(documents.summary_for(screening, 2)))
+        ).pages
     )
     assert "Proceed to consult" in text
     assert "Wrong chart." not in text
@@ -108,8 +118,9 @@ def test_concurrent_first_renders_keep_one_row(screening, monkeypatch):
     def render_while_another_request_stores(target, **kwargs):
         data = real(target, **kwargs)
         # Another request finished first and stored its copy.
-        SummaryDocument.objects.create(screening=target, version=1, reason="submitted",
-                                       pdf=b"%PDF-other", sha256="0" * 64)
+        SummaryDocument.objects.create(
+            screening=target, version=1, reason="submitted", pdf=b"%PDF-other", sha256="0" * 64
+        )
         return data
 
     monkeypatch.setattr(pdf, "render_summary", render_while_another_request_stores)
@@ -149,8 +160,9 @@ def test_other_staff_get_404(client, screening, make_user, kind):
 
 
 @pytest.mark.parametrize("who", ["staff", "clinician", "clinicadmin"])
-def test_owner_clinician_and_admin_download_the_pdf(client, screening, clinician,
-                                                     clinic_admin, staff_user, who):
+def test_owner_clinician_and_admin_download_the_pdf(
+    client, screening, clinician, clinic_admin, staff_user, who
+):
     user = {"staff": staff_user, "clinician": clinician, "clinicadmin": clinic_admin}[who]
     client.force_login(user)
     response = client.get(urls(screening)["pdf"])
@@ -188,15 +200,20 @@ def test_older_version_by_query_and_missing_versions_404(client, screening, clin
     old = client.get(urls(screening)["pdf"] + "?version=1")
     assert old.content == first
     assert latest.content != first
-    assert AuditEvent.objects.filter(action="intake.screening.pdf_downloaded").first().detail[
-        "version"] == 1
+    assert (
+        AuditEvent.objects.filter(action="intake.screening.pdf_downloaded")
+        .first()
+        .detail["version"]
+        == 1
+    )
     for bad in ("3", "0", "abc", "-1", "1.0"):
         assert client.get(urls(screening)["pdf"] + f"?version={bad}").status_code == 404
 
 
 @pytest.mark.parametrize("who", ["staff", "clinician", "clinicadmin"])
-def test_owner_clinician_and_admin_download_the_response(client, screening, clinician,
-                                                          clinic_admin, staff_user, who):
+def test_owner_clinician_and_admin_download_the_response(
+    client, screening, clinician, clinic_admin, staff_user, who
+):
     user = {"staff": staff_user, "clinician": clinician, "clinicadmin": clinic_admin}[who]
     client.force_login(user)
     response = client.get(urls(screening)["fhir"])
@@ -209,8 +226,7 @@ def test_owner_clinician_and_admin_download_the_response(client, screening, clin
 
 
 @pytest.mark.parametrize("who", ["staff", "clinician", "clinicadmin"])
-def test_signed_in_users_read_the_questionnaire(client, staff_user, clinician, clinic_admin,
-                                                who):
+def test_signed_in_users_read_the_questionnaire(client, staff_user, clinician, clinic_admin, who):
     user = {"staff": staff_user, "clinician": clinician, "clinicadmin": clinic_admin}[who]
     client.force_login(user)
     response = client.get(reverse("intake:questionnaire"))

@@ -132,14 +132,16 @@ def test_response_answers_are_typed(staff_user):
     assert answers("alg_other")[0]["valueString"].startswith("Penicillin")
     assert answers("cv_htn")[0]["valueCoding"]["code"] == "unsure"
     assert answers("phq9_1")[0]["valueCoding"] == {
-        "system": fhir.choice_system("phq9_1"), "code": "2",
+        "system": fhir.choice_system("phq9_1"),
+        "code": "2",
         "display": "More than half the days",
     }
     assert [a["valueCoding"]["code"] for a in answers("indication")] == ["aud", "depression"]
     meds = items["medications"]
     assert len(meds) == 3
     assert meds[0]["item"][0] == {
-        "linkId": "medications.name", "text": "Medication name",
+        "linkId": "medications.name",
+        "text": "Medication name",
         "answer": [{"valueString": "Sertraline"}],
     }
     # Empty dose and frequency carry no answer (FHIR strings may not be empty).
@@ -148,11 +150,22 @@ def test_response_answers_are_typed(staff_user):
 
 def test_response_of_a_datetime_answer_keeps_its_offset(staff_user):
     last = dt.datetime(2026, 11, 21, 22, 30, tzinfo=dt.UTC)
-    screening = build_screening(staff_user, realistic_answers(
-        audc_1=2, audc_2=1, audc_3=1, alc_last_drink_unknown="no", alc_last_drink=last,
-        alc_daily="no", alc_morning="no", aw_sx_now=["none"], aw_hx_seizure="no",
-        aw_hx_dt="no", aw_prior_episodes=0,
-    ))
+    screening = build_screening(
+        staff_user,
+        realistic_answers(
+            audc_1=2,
+            audc_2=1,
+            audc_3=1,
+            alc_last_drink_unknown="no",
+            alc_last_drink=last,
+            alc_daily="no",
+            alc_morning="no",
+            aw_sx_now=["none"],
+            aw_hx_seizure="no",
+            aw_hx_dt="no",
+            aw_prior_episodes=0,
+        ),
+    )
     response = fhir.questionnaire_response(screening)
     QuestionnaireResponse.model_validate(response)
     item = items_by_link_id(response)["alc_last_drink"][0]

@@ -34,11 +34,16 @@ def form_for(slug, context=None, acknowledged=None, extra=None, **overrides):
     answers = quiet_answers(**overrides)
     data = post_data(slug, answers)
     data.update(extra or {})
-    earlier = context if context is not None else {
-        code: value for code, value in answers.items()
-        if instrument.STEP_SLUGS.index(instrument.step_of(code).slug)
-        < instrument.STEP_SLUGS.index(slug)
-    }
+    earlier = (
+        context
+        if context is not None
+        else {
+            code: value
+            for code, value in answers.items()
+            if instrument.STEP_SLUGS.index(instrument.step_of(code).slug)
+            < instrument.STEP_SLUGS.index(slug)
+        }
+    )
     return make_form(slug, data, earlier, acknowledged)
 
 
@@ -61,8 +66,13 @@ def test_quiet_answers_validate_to_typed_values(slug):
 def test_required_questions_are_reported_when_blank():
     form = make_form("patient", {})
     assert not form.is_valid()
-    assert set(form.errors) == {"first_name", "last_name", "date_of_birth", "sex_at_birth",
-                                "indication"}
+    assert set(form.errors) == {
+        "first_name",
+        "last_name",
+        "date_of_birth",
+        "sex_at_birth",
+        "indication",
+    }
 
 
 def test_optional_question_may_be_blank_and_is_absent():
@@ -208,9 +218,18 @@ def test_past_event_not_after_screening_date_nor_before_birth():
 
 
 def test_last_drink_cannot_be_in_the_future_and_is_aware_in_clinic_time():
-    base = {"audc_1": 2, "audc_2": 1, "audc_3": 0, "alc_last_drink_unknown": "no",
-            "alc_daily": "no", "alc_morning": "no", "aw_sx_now": ["none"],
-            "aw_hx_seizure": "no", "aw_hx_dt": "no", "aw_prior_episodes": 0}
+    base = {
+        "audc_1": 2,
+        "audc_2": 1,
+        "audc_3": 0,
+        "alc_last_drink_unknown": "no",
+        "alc_daily": "no",
+        "alc_morning": "no",
+        "aw_sx_now": ["none"],
+        "aw_hx_seizure": "no",
+        "aw_hx_dt": "no",
+        "aw_prior_episodes": 0,
+    }
     later = timezone.now() + dt.timedelta(hours=3)
     form = form_for("alcohol", alc_last_drink=later, **base)
     assert not form.is_valid()
@@ -224,11 +243,17 @@ def test_last_drink_cannot_be_in_the_future_and_is_aware_in_clinic_time():
 
 
 def test_med_list_drops_blank_rows_and_strips():
-    data = post_data("medications", quiet_answers(med_none=False, medications=[
-        {"name": "  Sertraline ", "dose": "50 mg", "frequency": "daily"},
-        {"name": "", "dose": "", "frequency": ""},
-        {"name": "Ibuprofen", "dose": "", "frequency": ""},
-    ]))
+    data = post_data(
+        "medications",
+        quiet_answers(
+            med_none=False,
+            medications=[
+                {"name": "  Sertraline ", "dose": "50 mg", "frequency": "daily"},
+                {"name": "", "dose": "", "frequency": ""},
+                {"name": "Ibuprofen", "dose": "", "frequency": ""},
+            ],
+        ),
+    )
     form = make_form("medications", data)
     assert form.is_valid(), form.errors
     assert form.answers["medications"] == [
@@ -256,12 +281,14 @@ def test_med_list_row_rules(row, message):
 
 def test_med_list_allows_at_most_50_rows():
     rows = [{"name": f"Med {i}", "dose": "", "frequency": ""} for i in range(51)]
-    form = make_form("medications", post_data("medications", quiet_answers(
-        med_none=False, medications=rows)))
+    form = make_form(
+        "medications", post_data("medications", quiet_answers(med_none=False, medications=rows))
+    )
     assert not form.is_valid()
     rows = rows[:50]
-    form = make_form("medications", post_data("medications", quiet_answers(
-        med_none=False, medications=rows)))
+    form = make_form(
+        "medications", post_data("medications", quiet_answers(med_none=False, medications=rows))
+    )
     assert form.is_valid(), form.errors
 
 
@@ -269,8 +296,15 @@ def test_med_list_needs_a_row_unless_med_none():
     form = make_form("medications", post_data("medications", quiet_answers(med_none=False)))
     assert not form.is_valid()
     assert "medications" in form.errors
-    form = make_form("medications", post_data("medications", quiet_answers(
-        med_none=True, medications=[{"name": "Aspirin", "dose": "", "frequency": ""}])))
+    form = make_form(
+        "medications",
+        post_data(
+            "medications",
+            quiet_answers(
+                med_none=True, medications=[{"name": "Aspirin", "dose": "", "frequency": ""}]
+            ),
+        ),
+    )
     assert form.is_valid(), form.errors
     assert "medications" not in form.answers
     assert form.answers["med_none"] is True

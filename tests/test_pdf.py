@@ -119,7 +119,7 @@ def test_every_page_has_footer_with_page_numbers_versions_and_hash(realistic):
 
 def test_urgent_flag_comes_first_then_review_caution_info(realistic):
     text = pdf_text(render(realistic)[0])
-    table = text[text.index("SEVERITY RULE FINDING"):]
+    table = text[text.index("SEVERITY RULE FINDING") :]
     positions = [table.index(rule_id) for rule_id, *_rest in REALISTIC_FLAGS]
     assert positions == sorted(positions)
     assert "URGENT · SUI-01" in text
@@ -145,8 +145,7 @@ def test_screening_without_flags_says_so(staff_user):
     screening = build_screening(staff_user, flags=())
     text = pdf_text(render(screening)[0])
     assert (
-        "No flags raised by the screening rules. A clinician still reviews every screening."
-        in text
+        "No flags raised by the screening rules. A clinician still reviews every screening." in text
     )
 
 
@@ -194,7 +193,7 @@ def test_hostile_answers_print_as_inert_text_and_nothing_is_fetched(staff_user):
     assert b"root:x:0:0" not in data
     response = attached_response(data)
     QuestionnaireResponse.model_validate(response)
-    assert response["subject"]["display"] == f'Alex {HOSTILE["last_name"]}'
+    assert response["subject"]["display"] == f"Alex {HOSTILE['last_name']}"
 
 
 class _Redirector(BaseHTTPRequestHandler):
@@ -238,9 +237,7 @@ def test_fetcher_refuses_file_http_and_redirect_urls(redirect_server, caplog):
     assert data.startswith(b"%PDF")
     assert _Redirector.hits == 0
     assert fetcher.served[0] == STYLESHEET_URL
-    assert all(
-        url == STYLESHEET_URL or url.startswith("data:") for url in fetcher.served
-    )
+    assert all(url == STYLESHEET_URL or url.startswith("data:") for url in fetcher.served)
     assert "file:///etc/passwd" in fetcher.refused
     assert "http://169.254.169.254/latest/meta-data/" in fetcher.refused
     assert f"{redirect_server}img.png" in fetcher.refused
@@ -291,13 +288,23 @@ def test_unsigned_screening_has_blank_signature_lines(realistic):
 def test_signed_void_review_and_addendum_are_printed(realistic, clinician):
     now = timezone.now()
     Review.objects.create(
-        screening=realistic, clinician=clinician, determination="Proceed to consult",
-        note="First note.", acknowledged_rule_ids=["SUI-01"], signed_at=now,
-        voided_at=now, voided_by=clinician, void_reason="Signed on the wrong chart.",
+        screening=realistic,
+        clinician=clinician,
+        determination="Proceed to consult",
+        note="First note.",
+        acknowledged_rule_ids=["SUI-01"],
+        signed_at=now,
+        voided_at=now,
+        voided_by=clinician,
+        void_reason="Signed on the wrong chart.",
     )
     Review.objects.create(
-        screening=realistic, clinician=clinician, determination="Refer to psychiatry first",
-        note="Discussed safety plan.", acknowledged_rule_ids=["SUI-01", "BP-02"], signed_at=now,
+        screening=realistic,
+        clinician=clinician,
+        determination="Refer to psychiatry first",
+        note="Discussed safety plan.",
+        acknowledged_rule_ids=["SUI-01", "BP-02"],
+        signed_at=now,
     )
     Addendum.objects.create(screening=realistic, author=clinician, text="Repeat BP 150/90.")
     data, _fetcher = render(realistic)

@@ -30,8 +30,10 @@ def test_unsure_answers_are_marked_and_labels_shown():
 
 
 def test_medications_carry_snapshot_classes_or_classify_now():
-    meds = [{"name": "Lorazepam", "dose": "1 mg", "frequency": "at night"},
-            {"name": "Zzyzx tonic", "dose": "", "frequency": ""}]
+    meds = [
+        {"name": "Lorazepam", "dose": "1 mg", "frequency": "at night"},
+        {"name": "Zzyzx tonic", "dose": "", "frequency": ""},
+    ]
     answers = quiet_answers(med_none=False, medications=meds)
     live = rows_by_code(presentation.answer_sections(answers, tz=UTC))["medications"]
     assert live.medications[0]["classes"] and live.medications[1]["classes"] == []
@@ -43,12 +45,10 @@ def test_medications_carry_snapshot_classes_or_classify_now():
 
 def test_missing_answers_are_marked_only_when_asked():
     answers = quiet_answers(consent_to_screening=None)
-    assert "consent_to_screening" not in rows_by_code(
-        presentation.answer_sections(answers, tz=UTC)
+    assert "consent_to_screening" not in rows_by_code(presentation.answer_sections(answers, tz=UTC))
+    rows = rows_by_code(
+        presentation.answer_sections(answers, tz=UTC, include_missing=True, thresholds=DEFAULTS)
     )
-    rows = rows_by_code(presentation.answer_sections(
-        answers, tz=UTC, include_missing=True, thresholds=DEFAULTS
-    ))
     assert rows["consent_to_screening"].missing
 
 

@@ -140,23 +140,43 @@ def test_only_the_spec_any_value_comparisons_use_literal_numbers():
 
 
 def test_no_message_uses_verdict_wording():
-    banned = ("eligible", "approved", "cleared", "safe to treat", "ok to proceed",
-              "do not treat", "not a candidate")
+    banned = (
+        "eligible",
+        "approved",
+        "cleared",
+        "safe to treat",
+        "ok to proceed",
+        "do not treat",
+        "not a candidate",
+    )
     for r in rules.RULES:
         assert not any(word in r.message.lower() for word in banned), r.id
 
 
 def test_every_code_a_rule_reads_is_an_instrument_code_or_derived_value():
     source = Path(rules.__file__).read_text()
-    table = source[source.index("_TABLE = ("):source.index("MESSAGES = {")]
+    table = source[source.index("_TABLE = (") : source.index("MESSAGES = {")]
     names = set(re.findall(r'"([a-z][a-z0-9_]*)"', table))
     keys = {c.key for q in instrument.QUESTIONS.values() for c in q.choices}
     known = set(instrument.QUESTIONS) | set(rules.DERIVED_LABELS) | set(DEFAULTS) | keys
     lexicon_classes = {
-        "benzodiazepine", "z_drug", "barbiturate", "other_sedative", "antipsychotic", "opioid",
-        "stimulant", "maoi", "lamotrigine", "thyroid_hormone", "theophylline",
-        "cyp3a4_strong_inducer", "cyp3a4_strong_inhibitor", "antihypertensive", "naltrexone",
-        "aud_other", "ketamine",
+        "benzodiazepine",
+        "z_drug",
+        "barbiturate",
+        "other_sedative",
+        "antipsychotic",
+        "opioid",
+        "stimulant",
+        "maoi",
+        "lamotrigine",
+        "thyroid_hormone",
+        "theophylline",
+        "cyp3a4_strong_inducer",
+        "cyp3a4_strong_inhibitor",
+        "antihypertensive",
+        "naltrexone",
+        "aud_other",
+        "ketamine",
     }
     variant_names = {name for r in rules.RULES for name in r.variants}
     assert names - known - lexicon_classes - variant_names == set()
@@ -184,11 +204,23 @@ def test_quiet_alcohol_program_screening_raises_only_the_positive_audit_c():
 # Every rule fires at its boundary and stays silent just inside it
 
 YNU_RULES = {
-    "CV-01": "cv_aneurysm", "CV-02": "cv_avm", "CV-03": "neuro_ich", "CV-04": "neuro_stroke_tia",
-    "CV-05": "cv_mi", "CV-06": "cv_chest_pain", "CV-07": "cv_hf", "CV-08": "cv_valve",
-    "CV-09": "cv_arrhythmia", "NEU-01": "neuro_icp", "NEU-04": "neuro_seizure",
-    "NEU-05": "neuro_cog", "ALG-01": "alg_ketamine", "ANE-01": "anes_complications",
-    "PSY-03": "psy_fam_psychosis", "PSY-04": "psy_mania_recent", "URO-02": "uro_ket_cystitis",
+    "CV-01": "cv_aneurysm",
+    "CV-02": "cv_avm",
+    "CV-03": "neuro_ich",
+    "CV-04": "neuro_stroke_tia",
+    "CV-05": "cv_mi",
+    "CV-06": "cv_chest_pain",
+    "CV-07": "cv_hf",
+    "CV-08": "cv_valve",
+    "CV-09": "cv_arrhythmia",
+    "NEU-01": "neuro_icp",
+    "NEU-04": "neuro_seizure",
+    "NEU-05": "neuro_cog",
+    "ALG-01": "alg_ketamine",
+    "ANE-01": "anes_complications",
+    "PSY-03": "psy_fam_psychosis",
+    "PSY-04": "psy_mania_recent",
+    "URO-02": "uro_ket_cystitis",
     "POR-01": "med_porphyria",
 }
 OLD = dt.date(2010, 1, 1)
@@ -200,14 +232,20 @@ CASES = [
     ("BP-01", {"vit_sbp": 141}, True),
     ("BP-01", {"vit_sbp": 130, "vit_dbp": 91}, True),
     ("BP-01", {"vit_sbp": 140, "vit_dbp": 90}, False),
-    ("BP-01", {"vit_sbp": 150, "vit_dbp": 85, "vit_bp_repeat_sbp": 140,
-               "vit_bp_repeat_dbp": 85}, False),
+    (
+        "BP-01",
+        {"vit_sbp": 150, "vit_dbp": 85, "vit_bp_repeat_sbp": 140, "vit_bp_repeat_dbp": 85},
+        False,
+    ),
     ("BP-01", {"vit_sbp": 181}, False),  # BP-02 fires instead
     ("BP-02", {"vit_sbp": 181}, True),
     ("BP-02", {"vit_sbp": 150, "vit_dbp": 101}, True),
     ("BP-02", {"vit_sbp": 180, "vit_dbp": 100}, False),
-    ("BP-02", {"vit_sbp": 190, "vit_dbp": 95, "vit_bp_repeat_sbp": 175,
-               "vit_bp_repeat_dbp": 95}, False),
+    (
+        "BP-02",
+        {"vit_sbp": 190, "vit_dbp": 95, "vit_bp_repeat_sbp": 175, "vit_bp_repeat_dbp": 95},
+        False,
+    ),
     ("BP-03", {"cv_htn": "yes", "cv_htn_controlled": "no"}, True),
     ("BP-03", {"cv_htn": "yes", "cv_htn_controlled": "unsure"}, True),
     ("BP-03", {"cv_htn": "yes", "cv_htn_controlled": "yes"}, False),
@@ -238,8 +276,11 @@ CASES = [
     ("PRG-03", {**PREGNANCY_POSSIBLE, "preg_contraception": "no"}, True),
     ("PRG-03", {**PREGNANCY_POSSIBLE, "preg_contraception": "unsure"}, True),
     ("PRG-03", PREGNANCY_POSSIBLE, False),
-    ("PRG-04", {**PREGNANCY_POSSIBLE, "preg_potential": "unsure",
-                "lab_preg_test": "not_done"}, True),
+    (
+        "PRG-04",
+        {**PREGNANCY_POSSIBLE, "preg_potential": "unsure", "lab_preg_test": "not_done"},
+        True,
+    ),
     ("PRG-04", {**PREGNANCY_POSSIBLE, "lab_preg_test": "negative"}, False),
     ("CV-10", {"cv_htn_enceph": "yes"}, True),
     ("CV-10", {"cv_htn_enceph": "unsure"}, False),  # UNS-01 instead
@@ -251,10 +292,16 @@ CASES = [
     ("ECG-01", {"sex_at_birth": DROP, "ecg_qtc_ms": 471}, True),
     ("ECG-01", {"sex_at_birth": "intersex", "ecg_qtc_ms": 470}, False),
     ("NEU-02", {"neuro_tbi": "yes", "neuro_tbi_symptoms": "no"}, True),  # date not given
-    ("NEU-02", {"neuro_tbi": "yes", "neuro_tbi_date": dt.date(2024, 9, 15),
-                "neuro_tbi_symptoms": "no"}, True),
-    ("NEU-02", {"neuro_tbi": "yes", "neuro_tbi_date": dt.date(2024, 9, 14),
-                "neuro_tbi_symptoms": "no"}, False),
+    (
+        "NEU-02",
+        {"neuro_tbi": "yes", "neuro_tbi_date": dt.date(2024, 9, 15), "neuro_tbi_symptoms": "no"},
+        True,
+    ),
+    (
+        "NEU-02",
+        {"neuro_tbi": "yes", "neuro_tbi_date": dt.date(2024, 9, 14), "neuro_tbi_symptoms": "no"},
+        False,
+    ),
     ("NEU-02", {"neuro_tbi": "yes", "neuro_tbi_date": OLD, "neuro_tbi_symptoms": "unsure"}, True),
     ("NEU-02", {"neuro_tbi": "unsure"}, False),
     ("NEU-03", {"neuro_tbi": "unsure"}, True),
@@ -262,15 +309,31 @@ CASES = [
     ("NEU-03", {"neuro_tbi": "yes", "neuro_tbi_symptoms": "no"}, False),  # NEU-02 instead
     ("NEU-03", {"neuro_tbi": "no"}, False),
     ("NEU-05", {"psy_dx": ["mdd", "neurocognitive"]}, True),
-    ("KET-01", {"ket_prior_med": "yes", "ket_prior_adverse": ["severe_bp_rise"],
-                "ket_recent_course": "no"}, True),
-    ("KET-01", {"ket_prior_med": "yes", "ket_prior_adverse": ["none"],
-                "ket_recent_course": "no"}, False),
-    ("KET-02", {"ket_prior_med": "yes", "ket_prior_adverse": ["none"],
-                "ket_recent_course": "unsure"}, True),
+    (
+        "KET-01",
+        {
+            "ket_prior_med": "yes",
+            "ket_prior_adverse": ["severe_bp_rise"],
+            "ket_recent_course": "no",
+        },
+        True,
+    ),
+    (
+        "KET-01",
+        {"ket_prior_med": "yes", "ket_prior_adverse": ["none"], "ket_recent_course": "no"},
+        False,
+    ),
+    (
+        "KET-02",
+        {"ket_prior_med": "yes", "ket_prior_adverse": ["none"], "ket_recent_course": "unsure"},
+        True,
+    ),
     ("KET-02", meds("Spravato 56 mg"), True),
-    ("KET-02", {"ket_prior_med": "yes", "ket_prior_adverse": ["none"],
-                "ket_recent_course": "no"}, False),
+    (
+        "KET-02",
+        {"ket_prior_med": "yes", "ket_prior_adverse": ["none"], "ket_recent_course": "no"},
+        False,
+    ),
     ("MED-01", meds("Xanax 0.5mg"), True),
     ("MED-01", meds("sertraline 100 mg"), False),
     ("MED-02", meds("zolpidem 10 mg"), True),
@@ -336,10 +399,16 @@ CASES = [
     ("SUI-04", {"cssrs_6": "yes", "cssrs_6_3mo": "yes"}, False),
     ("SUI-05", {"phq9_9": 1}, True),
     ("SUI-05", {"phq9_9": 0}, False),
-    ("SCL-01", {"phq9_1": 3, "phq9_2": 3, "phq9_3": 3, "phq9_4": 3, "phq9_5": 3,
-                "phq9_6": 3}, True),  # 20
-    ("SCL-01", {"phq9_1": 3, "phq9_2": 3, "phq9_3": 3, "phq9_4": 3, "phq9_5": 3,
-                "phq9_6": 2}, False),  # 19
+    (
+        "SCL-01",
+        {"phq9_1": 3, "phq9_2": 3, "phq9_3": 3, "phq9_4": 3, "phq9_5": 3, "phq9_6": 3},
+        True,
+    ),  # 20
+    (
+        "SCL-01",
+        {"phq9_1": 3, "phq9_2": 3, "phq9_3": 3, "phq9_4": 3, "phq9_5": 3, "phq9_6": 2},
+        False,
+    ),  # 19
     ("SCL-02", {"gad7_1": 3, "gad7_2": 3, "gad7_7": 0}, True),  # 10
     ("SCL-02", {"gad7_1": 3, "gad7_2": 2, "gad7_7": 0}, False),  # 9
     ("ALC-01", {**ALCOHOL, "audc_2": 1, "audc_3": 1}, True),  # male 4
@@ -413,21 +482,49 @@ CASES = [
     ("REN-01", {"renal_dx": "unsure"}, True),
     ("REN-01", {"renal_dx": "none"}, False),
     ("RES-01", {"resp_osa": "yes_untreated"}, True),
-    ("RES-01", {"sb_snore": "yes", "sb_tired": "yes", "sb_observed": "yes",
-                "cv_htn": "yes", "cv_htn_controlled": "yes"}, True),  # 5 with G
+    (
+        "RES-01",
+        {
+            "sb_snore": "yes",
+            "sb_tired": "yes",
+            "sb_observed": "yes",
+            "cv_htn": "yes",
+            "cv_htn_controlled": "yes",
+        },
+        True,
+    ),  # 5 with G
     ("RES-01", {"sb_snore": "yes", "sb_tired": "yes", "sb_observed": "yes"}, False),  # 4
     ("RES-02", {"sb_snore": "yes", "sb_tired": "yes"}, True),  # 3
     ("RES-02", {"sb_snore": "yes", "sb_tired": "yes", "sb_observed": "yes"}, True),  # 4
     ("RES-02", {"sb_snore": "yes"}, False),  # 2
-    ("RES-02", {"sb_snore": "yes", "sb_tired": "yes", "sb_observed": "yes",
-                "cv_htn": "yes", "cv_htn_controlled": "yes"}, False),  # 5
+    (
+        "RES-02",
+        {
+            "sb_snore": "yes",
+            "sb_tired": "yes",
+            "sb_observed": "yes",
+            "cv_htn": "yes",
+            "cv_htn_controlled": "yes",
+        },
+        False,
+    ),  # 5
     ("RES-03", {"resp_lung": ["copd"]}, True),
     ("RES-03", {"resp_lung": ["other"]}, False),
     ("RES-04", {"sb_snore": "yes", "vit_neck_cm": DROP}, True),  # 2 + N unknown
     ("RES-04", {"vit_neck_cm": DROP}, False),  # 1 + N unknown
     ("RES-04", {"sb_snore": "yes"}, False),  # complete
-    ("RES-04", {"sb_snore": "yes", "sb_tired": "yes", "sb_observed": "yes",
-                "cv_htn": "yes", "cv_htn_controlled": "yes", "vit_neck_cm": DROP}, False),
+    (
+        "RES-04",
+        {
+            "sb_snore": "yes",
+            "sb_tired": "yes",
+            "sb_observed": "yes",
+            "cv_htn": "yes",
+            "cv_htn_controlled": "yes",
+            "vit_neck_cm": DROP,
+        },
+        False,
+    ),
     ("RES-04", {"resp_osa": "yes_treated_cpap", "vit_neck_cm": DROP}, False),
     ("URO-01", {"uro_symptoms": ["nocturia"]}, True),
     ("URO-01", {"uro_symptoms": ["none"]}, False),
@@ -467,9 +564,21 @@ CASES = [
     ("MIS-02", {"vit_sbp": 150}, True),  # repeat reading not taken
     ("MIS-02", {"vit_sbp": 150, "vit_bp_repeat_sbp": 135, "vit_bp_repeat_dbp": 80}, False),
     ("MIS-02", {"cv_htn": "yes", "cv_htn_controlled": "yes"}, False),
-    *[("MIS-03", {code: DROP}, True) for code in (
-        "cv_htn_enceph", "cv_aneurysm", "cv_avm", "cv_mi", "cv_chest_pain", "cv_hf", "cv_valve",
-        "cv_arrhythmia", "neuro_ich", "neuro_stroke_tia")],
+    *[
+        ("MIS-03", {code: DROP}, True)
+        for code in (
+            "cv_htn_enceph",
+            "cv_aneurysm",
+            "cv_avm",
+            "cv_mi",
+            "cv_chest_pain",
+            "cv_hf",
+            "cv_valve",
+            "cv_arrhythmia",
+            "neuro_ich",
+            "neuro_stroke_tia",
+        )
+    ],
     ("MIS-03", {"neuro_icp": DROP}, False),
     ("MIS-04", {"alg_ketamine": DROP}, True),
     ("MIS-04", {}, False),
@@ -490,8 +599,9 @@ def _case_id(case):
     return f"{rule_id}-{'fires' if expect else 'silent'}-{shown}"[:120]
 
 
-@pytest.mark.parametrize(("rule_id", "changes", "expect_fire"), CASES,
-                         ids=[_case_id(c) for c in CASES])
+@pytest.mark.parametrize(
+    ("rule_id", "changes", "expect_fire"), CASES, ids=[_case_id(c) for c in CASES]
+)
 def test_rule_boundary(rule_id, changes, expect_fire):
     fired = ids(evaluate(screen(changes), now=NOW))
     assert (rule_id in fired) is expect_fire, fired
@@ -505,31 +615,49 @@ def test_every_rule_has_a_firing_and_a_silent_case():
     assert every - silent == set()
 
 
-@pytest.mark.parametrize("code", sorted(
-    code for code, q in instrument.QUESTIONS.items() if q.type == instrument.YNU
-))
+@pytest.mark.parametrize(
+    "code", sorted(code for code, q in instrument.QUESTIONS.items() if q.type == instrument.YNU)
+)
 def test_unsure_raises_uns_01_only_for_its_four_codes(code):
     fired = ids(evaluate(screen({code: "unsure"}), now=NOW))
     four = {"cv_htn", "cv_htn_enceph", "preg_breastfeeding", "psy_psychosis_ever"}
     assert ("UNS-01" in fired) is (code in four)
 
 
-@pytest.mark.parametrize("code", sorted(
-    code for code, q in instrument.QUESTIONS.items() if q.type == instrument.YNU
-    and code not in ("ket_prior_med", "preg_potential")
-))
+@pytest.mark.parametrize(
+    "code",
+    sorted(
+        code
+        for code, q in instrument.QUESTIONS.items()
+        if q.type == instrument.YNU and code not in ("ket_prior_med", "preg_potential")
+    ),
+)
 def test_unsure_raises_a_flag_that_no_does_not(code):
     # INSTRUMENT.md 6.4: "unsure" is not "no". ket_prior_med and preg_potential only open
     # follow-up questions (and are highlighted on the review page).
-    base = screen(FEMALE, ALCOHOL, {"cv_htn": "yes", "cv_htn_controlled": "yes",
-                                    "neuro_tbi": "yes", "neuro_tbi_date": OLD,
-                                    "neuro_tbi_symptoms": "no", "psy_psychosis_ever": "yes",
-                                    "psy_psychosis_now": "no", "psy_dx": ["bipolar_1"],
-                                    "psy_mood_stabilizer": "yes", "ket_prior_med": "yes",
-                                    "ket_prior_adverse": ["none"], "ket_recent_course": "no",
-                                    "preg_potential": "yes", "preg_status": "no",
-                                    "preg_planning": "no", "preg_contraception": "yes",
-                                    "lab_preg_test": "negative"})
+    base = screen(
+        FEMALE,
+        ALCOHOL,
+        {
+            "cv_htn": "yes",
+            "cv_htn_controlled": "yes",
+            "neuro_tbi": "yes",
+            "neuro_tbi_date": OLD,
+            "neuro_tbi_symptoms": "no",
+            "psy_psychosis_ever": "yes",
+            "psy_psychosis_now": "no",
+            "psy_dx": ["bipolar_1"],
+            "psy_mood_stabilizer": "yes",
+            "ket_prior_med": "yes",
+            "ket_prior_adverse": ["none"],
+            "ket_recent_course": "no",
+            "preg_potential": "yes",
+            "preg_status": "no",
+            "preg_planning": "no",
+            "preg_contraception": "yes",
+            "lab_preg_test": "negative",
+        },
+    )
     yes = set(ids(evaluate({**base, code: "yes"}, now=NOW)))
     no = set(ids(evaluate({**base, code: "no"}, now=NOW)))
     after = set(ids(evaluate({**base, code: "unsure"}, now=NOW)))
@@ -564,15 +692,18 @@ def test_threshold_override_changes_branching_and_derived_values():
 
 def test_full_threshold_mapping_and_decimal_values_are_accepted():
     values = {**DEFAULTS, "npo_solid_hours": Decimal("6.5")}
-    assert "LOG-02" in ids(evaluate(screen(log_last_solid_h=Decimal("6.4")), now=NOW,
-                                    thresholds=values))
-    assert "LOG-02" in ids(evaluate(screen(log_last_solid_h=Decimal("6.4")), now=NOW,
-                                    thresholds={"npo_solid_hours": "6.5"}))
+    assert "LOG-02" in ids(
+        evaluate(screen(log_last_solid_h=Decimal("6.4")), now=NOW, thresholds=values)
+    )
+    assert "LOG-02" in ids(
+        evaluate(
+            screen(log_last_solid_h=Decimal("6.4")), now=NOW, thresholds={"npo_solid_hours": "6.5"}
+        )
+    )
 
 
 def test_recent_event_months_override():
-    answers = screen(neuro_tbi="yes", neuro_tbi_date=dt.date(2024, 3, 15),
-                     neuro_tbi_symptoms="no")
+    answers = screen(neuro_tbi="yes", neuro_tbi_date=dt.date(2024, 3, 15), neuro_tbi_symptoms="no")
     assert "NEU-02" not in ids(evaluate(answers, now=NOW))
     assert "NEU-02" in ids(evaluate(answers, now=NOW, thresholds={"recent_event_months": 12}))
 
@@ -581,15 +712,18 @@ def test_recent_event_months_override():
 # Derived values
 
 
-@pytest.mark.parametrize(("dob", "today", "age"), [
-    (dt.date(2000, 2, 29), dt.date(2025, 2, 28), 24),  # 29 Feb counts from 1 March
-    (dt.date(2000, 2, 29), dt.date(2025, 3, 1), 25),
-    (dt.date(2000, 2, 29), dt.date(2024, 2, 28), 23),
-    (dt.date(2000, 2, 29), dt.date(2024, 2, 29), 24),
-    (dt.date(1990, 3, 16), dt.date(2025, 3, 15), 34),  # day before the birthday
-    (dt.date(1990, 3, 15), dt.date(2025, 3, 15), 35),
-    (dt.date(2025, 3, 15), dt.date(2025, 3, 15), 0),
-])
+@pytest.mark.parametrize(
+    ("dob", "today", "age"),
+    [
+        (dt.date(2000, 2, 29), dt.date(2025, 2, 28), 24),  # 29 Feb counts from 1 March
+        (dt.date(2000, 2, 29), dt.date(2025, 3, 1), 25),
+        (dt.date(2000, 2, 29), dt.date(2024, 2, 28), 23),
+        (dt.date(2000, 2, 29), dt.date(2024, 2, 29), 24),
+        (dt.date(1990, 3, 16), dt.date(2025, 3, 15), 34),  # day before the birthday
+        (dt.date(1990, 3, 15), dt.date(2025, 3, 15), 35),
+        (dt.date(2025, 3, 15), dt.date(2025, 3, 15), 0),
+    ],
+)
 def test_age_in_whole_years(dob, today, age):
     now = dt.datetime.combine(today, dt.time(12), tzinfo=CLINIC_TZ)
     assert derive({"date_of_birth": dob}, now=now)["age"] == age
@@ -607,15 +741,17 @@ def test_naive_now_is_refused():
         evaluate(QUIET, now=dt.datetime(2025, 3, 15, 10, 0))  # noqa: DTZ001
 
 
-@pytest.mark.parametrize(("weight", "height", "bmi"), [
-    ("140.2", "200.0", "35.1"),  # 35.05 rounds half up, not to even
-    ("140.1", "200.0", "35.0"),  # 35.025
-    ("70.0", "175.0", "22.9"),
-    ("80.0", "180.0", "24.7"),
-])
+@pytest.mark.parametrize(
+    ("weight", "height", "bmi"),
+    [
+        ("140.2", "200.0", "35.1"),  # 35.05 rounds half up, not to even
+        ("140.1", "200.0", "35.0"),  # 35.025
+        ("70.0", "175.0", "22.9"),
+        ("80.0", "180.0", "24.7"),
+    ],
+)
 def test_bmi_is_decimal_rounded_half_up(weight, height, bmi):
-    derived = derive({"vit_weight_kg": Decimal(weight), "vit_height_cm": Decimal(height)},
-                     now=NOW)
+    derived = derive({"vit_weight_kg": Decimal(weight), "vit_height_cm": Decimal(height)}, now=NOW)
     assert derived["bmi"] == Decimal(bmi)
     assert str(derived["bmi"]) == bmi
 
@@ -624,13 +760,18 @@ def test_bmi_absent_without_height():
     assert "bmi" not in derive({"vit_weight_kg": Decimal("70.0")}, now=NOW)
 
 
-@pytest.mark.parametrize(("answers", "rested"), [
-    ({"vit_sbp": 150, "vit_dbp": 95}, (150, 95)),
-    ({"vit_sbp": 150, "vit_dbp": 95, "vit_bp_repeat_sbp": 138, "vit_bp_repeat_dbp": 88},
-     (138, 88)),
-    ({"vit_sbp": 150, "vit_dbp": 95, "vit_bp_repeat_sbp": 138}, (150, 95)),
-    ({"vit_sbp": 150, "vit_dbp": 95, "vit_bp_repeat_dbp": 88}, (150, 95)),
-])
+@pytest.mark.parametrize(
+    ("answers", "rested"),
+    [
+        ({"vit_sbp": 150, "vit_dbp": 95}, (150, 95)),
+        (
+            {"vit_sbp": 150, "vit_dbp": 95, "vit_bp_repeat_sbp": 138, "vit_bp_repeat_dbp": 88},
+            (138, 88),
+        ),
+        ({"vit_sbp": 150, "vit_dbp": 95, "vit_bp_repeat_sbp": 138}, (150, 95)),
+        ({"vit_sbp": 150, "vit_dbp": 95, "vit_bp_repeat_dbp": 88}, (150, 95)),
+    ],
+)
 def test_rested_bp_uses_repeat_reading_only_when_both_present(answers, rested):
     derived = derive(answers, now=NOW)
     assert (derived["bp_rest_sbp"], derived["bp_rest_dbp"]) == rested
@@ -642,16 +783,19 @@ def test_rested_bp_absent_without_readings():
     assert "bp_rest_dbp" not in derived
 
 
-@pytest.mark.parametrize(("answers", "total"), [
-    ({}, None),
-    ({"audc_1": 0}, 0),
-    ({"audc_1": 0, "audc_2": 3, "audc_3": 3}, 0),  # items 2-3 are not asked: count as 0
-    ({"audc_1": 2}, None),
-    ({"audc_1": 2, "audc_2": 1}, None),
-    ({"audc_1": 2, "audc_3": 1}, None),
-    ({"audc_1": 2, "audc_2": 1, "audc_3": 0}, 3),
-    ({"audc_1": 4, "audc_2": 4, "audc_3": 4}, 12),
-])
+@pytest.mark.parametrize(
+    ("answers", "total"),
+    [
+        ({}, None),
+        ({"audc_1": 0}, 0),
+        ({"audc_1": 0, "audc_2": 3, "audc_3": 3}, 0),  # items 2-3 are not asked: count as 0
+        ({"audc_1": 2}, None),
+        ({"audc_1": 2, "audc_2": 1}, None),
+        ({"audc_1": 2, "audc_3": 1}, None),
+        ({"audc_1": 2, "audc_2": 1, "audc_3": 0}, 3),
+        ({"audc_1": 4, "audc_2": 4, "audc_3": 4}, 12),
+    ],
+)
 def test_audit_c_total(answers, total):
     assert derive(answers, now=NOW).get("audc_total") == total
 
@@ -677,17 +821,26 @@ STOPBANG_ITEMS = [
     ("O", {"sb_observed": "yes"}, {"sb_observed": "no"}, {"sb_observed": DROP}),
     ("P", {"cv_htn": "yes"}, {"cv_htn": "no"}, {"cv_htn": "unsure"}),
     ("P", {"cv_htn": "yes"}, {"cv_htn": "no"}, {"cv_htn": DROP}),
-    ("B", {"vit_weight_kg": Decimal("113.8"), "vit_height_cm": Decimal("180.0")},  # 35.1
-     {"vit_weight_kg": Decimal("113.4"), "vit_height_cm": Decimal("180.0")},  # 35.0
-     {"vit_height_cm": DROP}),
-    ("A", {"date_of_birth": born(51)}, {"date_of_birth": born(51, days=1)},  # 51, 50
-     {"date_of_birth": DROP}),
-    ("N", {"vit_neck_cm": Decimal("40.1")}, {"vit_neck_cm": Decimal("40.0")},
-     {"vit_neck_cm": DROP}),
-    ("G", {"sex_at_birth": "male"}, {"sex_at_birth": "female"},
-     {"sex_at_birth": "intersex"}),
-    ("G", {"sex_at_birth": "male"}, {"sex_at_birth": "female"},
-     {"sex_at_birth": "not_stated"}),
+    (
+        "B",
+        {"vit_weight_kg": Decimal("113.8"), "vit_height_cm": Decimal("180.0")},  # 35.1
+        {"vit_weight_kg": Decimal("113.4"), "vit_height_cm": Decimal("180.0")},  # 35.0
+        {"vit_height_cm": DROP},
+    ),
+    (
+        "A",
+        {"date_of_birth": born(51)},
+        {"date_of_birth": born(51, days=1)},  # 51, 50
+        {"date_of_birth": DROP},
+    ),
+    (
+        "N",
+        {"vit_neck_cm": Decimal("40.1")},
+        {"vit_neck_cm": Decimal("40.0")},
+        {"vit_neck_cm": DROP},
+    ),
+    ("G", {"sex_at_birth": "male"}, {"sex_at_birth": "female"}, {"sex_at_birth": "intersex"}),
+    ("G", {"sex_at_birth": "male"}, {"sex_at_birth": "female"}, {"sex_at_birth": "not_stated"}),
     ("G", {"sex_at_birth": "male"}, {"sex_at_birth": "female"}, {"sex_at_birth": DROP}),
 ]
 # Every item scores 0 on this base, so the score is the item under test.
@@ -726,7 +879,9 @@ def test_stopbang_computed_when_sleep_apnea_unsure():
 def test_medication_classes_and_unrecognized_names():
     derived = derive(meds("Xanax 0.5mg", "sertraline 100 mg", "phenobarbital"), now=NOW)
     assert derived["med_classes"] == [
-        ["benzodiazepine"], [], ["barbiturate", "cyp3a4_strong_inducer"]
+        ["benzodiazepine"],
+        [],
+        ["barbiturate", "cyp3a4_strong_inducer"],
     ]
     assert derived["med_unrecognized"] == ["sertraline 100 mg"]
     assert "med_classes" not in derive(QUIET, now=NOW)
@@ -737,8 +892,9 @@ def test_medication_classes_and_unrecognized_names():
 
 
 def test_message_renders_values_and_configured_thresholds():
-    flag = flag_of(screen(vit_sbp=150, vit_dbp=85, vit_bp_repeat_sbp=145,
-                          vit_bp_repeat_dbp=85), "BP-01")
+    flag = flag_of(
+        screen(vit_sbp=150, vit_dbp=85, vit_bp_repeat_sbp=145, vit_bp_repeat_dbp=85), "BP-01"
+    )
     assert flag.message == (
         "Rested blood pressure 145/85 (first reading 150/85) is above 140/90. Esketamine "
         "labeling uses this level as a guide for weighing whether to delay dosing."
@@ -748,12 +904,13 @@ def test_message_renders_values_and_configured_thresholds():
 
 
 def test_stroke_message_variants():
-    recent = flag_of(screen(neuro_stroke_tia="yes", neuro_stroke_date=dt.date(2024, 9, 15)),
-                     "CV-04")
-    assert recent.message.startswith("Stroke or TIA reported (or unsure) within the last 6 "
-                                     "months. Ketamine labels")
-    old = flag_of(screen(neuro_stroke_tia="yes", neuro_stroke_date=dt.date(2024, 9, 14)),
-                  "CV-04")
+    recent = flag_of(
+        screen(neuro_stroke_tia="yes", neuro_stroke_date=dt.date(2024, 9, 15)), "CV-04"
+    )
+    assert recent.message.startswith(
+        "Stroke or TIA reported (or unsure) within the last 6 months. Ketamine labels"
+    )
+    old = flag_of(screen(neuro_stroke_tia="yes", neuro_stroke_date=dt.date(2024, 9, 14)), "CV-04")
     assert old.message.startswith("Stroke or TIA reported (or unsure). Ketamine labels")
     undated = flag_of(screen(neuro_stroke_tia="yes"), "CV-04")
     assert undated.message.startswith("Stroke or TIA reported (or unsure), date not given. ")
@@ -782,8 +939,9 @@ def test_benzodiazepine_message_includes_recorded_dose_only_when_present():
     without = flag_of(screen(meds("Xanax 0.5mg", "sertraline")), "MED-01")
     assert without.message.startswith("Benzodiazepine listed: Xanax 0.5mg. Adds to sedation")
     assert "above 8 mg/day diazepam-equivalent" in without.message
-    dosed = flag_of(screen(meds("Xanax 0.5mg", "Ativan 1 mg"), med_benzo_dzeq=Decimal("12.5")),
-                    "MED-01")
+    dosed = flag_of(
+        screen(meds("Xanax 0.5mg", "Ativan 1 mg"), med_benzo_dzeq=Decimal("12.5")), "MED-01"
+    )
     assert dosed.message.startswith(
         "Benzodiazepine listed: Xanax 0.5mg, Ativan 1 mg; recorded dose 12.5 mg/day "
         "diazepam-equivalent. Adds"
@@ -795,13 +953,16 @@ def test_benzodiazepine_message_includes_recorded_dose_only_when_present():
 
 
 def test_anesthesia_message_includes_detail_when_present():
-    flag = flag_of(screen(anes_complications="yes",
-                          anes_complications_detail="Slow to wake"), "ANE-01")
-    assert flag.message == ("Previous complication with anesthesia or sedation reported "
-                            "(or unsure): Slow to wake.")
+    flag = flag_of(
+        screen(anes_complications="yes", anes_complications_detail="Slow to wake"), "ANE-01"
+    )
+    assert flag.message == (
+        "Previous complication with anesthesia or sedation reported (or unsure): Slow to wake."
+    )
     flag = flag_of(screen(anes_complications="unsure"), "ANE-01")
-    assert flag.message == ("Previous complication with anesthesia or sedation reported "
-                            "(or unsure).")
+    assert flag.message == (
+        "Previous complication with anesthesia or sedation reported (or unsure)."
+    )
 
 
 def test_messages_show_choice_labels_not_keys():
@@ -809,21 +970,25 @@ def test_messages_show_choice_labels_not_keys():
         "Capacity to consent not established (Needs formal assessment)."
     )
     uro = flag_of(screen(uro_symptoms=["dysuria", "hematuria"]), "URO-01")
-    assert uro.message.startswith("Urinary symptoms in the past month: Pain or burning when "
-                                  "passing urine, Blood in the urine. Record")
+    assert uro.message.startswith(
+        "Urinary symptoms in the past month: Pain or burning when "
+        "passing urine, Blood in the urine. Record"
+    )
     ren = flag_of(screen(renal_dx="dialysis"), "REN-01")
-    assert ren.message.startswith("Kidney disease reported (or unsure): Kidney disease: "
-                                  "On dialysis. Renal")
+    assert ren.message.startswith(
+        "Kidney disease reported (or unsure): Kidney disease: On dialysis. Renal"
+    )
     prg = flag_of(screen(PREGNANCY_POSSIBLE, preg_planning="unsure"), "PRG-03")
-    assert prg.message == ("Planning a pregnancy during the treatment period? Unsure. "
-                           "Discuss pregnancy plans and contraception.")
+    assert prg.message == (
+        "Planning a pregnancy during the treatment period? Unsure. "
+        "Discuss pregnancy plans and contraception."
+    )
     sui = flag_of(screen(phq9_9=2), "SUI-05")
     assert "scored 2 (More than half the days)." in sui.message
 
 
 def test_found_lists_every_part_of_the_evidence_with_labels():
-    flag = flag_of(screen(ALCOHOL, ciwa_ar=12, aw_sx_now=["tremor", "hallucinations"]),
-                   "ALC-04")
+    flag = flag_of(screen(ALCOHOL, ciwa_ar=12, aw_sx_now=["tremor", "hallucinations"]), "ALC-04")
     assert flag.message.startswith(
         "Moderate or complicated withdrawal: CIWA-Ar total, if assessed today (clinician): 12; "
     )
@@ -838,22 +1003,26 @@ def test_recent_drink_message_shows_local_time_and_hours():
         "Recent alcohol: Date and time of last alcoholic drink: 2025-03-15 08:30 EDT "
         "(1.5 hours before screening). Alcohol adds"
     )
-    assert flag.evidence == ({"code": "alc_last_drink", "value": "2025-03-15T12:30:00+00:00",
-                              "hours_since": "1.5"},)
+    assert flag.evidence == (
+        {"code": "alc_last_drink", "value": "2025-03-15T12:30:00+00:00", "hours_since": "1.5"},
+    )
 
 
 def test_missing_and_unsure_messages_list_question_labels():
     mis = flag_of(screen(alg_ketamine=DROP), "MIS-04")
-    assert mis.message == ("Not answered: Allergy or hypersensitivity to ketamine or "
-                           "esketamine (Ketalar, Spravato)?")
+    assert mis.message == (
+        "Not answered: Allergy or hypersensitivity to ketamine or esketamine (Ketalar, Spravato)?"
+    )
     uns = flag_of(screen(cv_htn="unsure", cv_htn_enceph="unsure"), "UNS-01")
     assert uns.message == (
         'Answered "unsure" on a core safety question: '
         f"{instrument.question('cv_htn').label}; "
         f"{instrument.question('cv_htn_enceph').label} Clinician to clarify."
     )
-    assert uns.evidence == ({"code": "cv_htn", "value": "unsure"},
-                            {"code": "cv_htn_enceph", "value": "unsure"})
+    assert uns.evidence == (
+        {"code": "cv_htn", "value": "unsure"},
+        {"code": "cv_htn_enceph", "value": "unsure"},
+    )
 
 
 def test_stopbang_incomplete_message():
@@ -865,30 +1034,56 @@ def test_stopbang_incomplete_message():
 
 def test_unrecognized_medicines_are_named_as_entered():
     flag = flag_of(screen(meds("Sertraline 100 mg", "Xanax 0.5mg", "fish oil")), "MED-10")
-    assert flag.message.startswith("Not recognized by the medication lexicon: "
-                                   "Sertraline 100 mg, fish oil. Pharmacist")
+    assert flag.message.startswith(
+        "Not recognized by the medication lexicon: Sertraline 100 mg, fish oil. Pharmacist"
+    )
 
 
 def test_fasting_message_renders_decimal_hours():
     flag = flag_of(screen(log_last_solid_h=Decimal("4.5")), "LOG-02")
-    assert flag.message == ("4.5 hours since solid food; the clinic's fasting setting is 6 "
-                            "hours.")
+    assert flag.message == ("4.5 hours since solid food; the clinic's fasting setting is 6 hours.")
 
 
 # ---------------------------------------------------------------------------
 # Output: evidence, order, determinism, robustness
 
 BUSY = screen(
-    FEMALE, ALCOHOL, meds("Xanax 0.5mg", "sertraline", "Suboxone 8/2 film"),
-    preg_potential="unsure", preg_status="unsure", preg_planning="unsure",
-    preg_contraception="no", lab_preg_test="not_done", preg_breastfeeding="yes",
-    vit_sbp=190, vit_dbp=105, vit_bp_repeat_sbp=185, vit_bp_repeat_dbp=102, vit_hr=125,
-    vit_spo2=92, vit_bac=Decimal("0.020"), ecg_qtc_ms=495, neuro_stroke_tia="yes",
-    neuro_stroke_date=dt.date(2025, 1, 2), cssrs_1="yes", cssrs_2="yes", cssrs_3="yes",
-    cssrs_4="yes", cssrs_5="no", phq9_9=2, alc_last_drink=NOW - dt.timedelta(hours=3),
-    ciwa_ar=4, aw_sx_now=["tremor"], sub_stimulant="past_30d", lab_uds=["cocaine"],
-    uro_symptoms=["urgency", "frequency"], log_last_solid_h=Decimal("2.0"),
-    med_benzo_dzeq=Decimal("10.0"), resp_osa="unsure", sb_snore="yes", vit_neck_cm=DROP,
+    FEMALE,
+    ALCOHOL,
+    meds("Xanax 0.5mg", "sertraline", "Suboxone 8/2 film"),
+    preg_potential="unsure",
+    preg_status="unsure",
+    preg_planning="unsure",
+    preg_contraception="no",
+    lab_preg_test="not_done",
+    preg_breastfeeding="yes",
+    vit_sbp=190,
+    vit_dbp=105,
+    vit_bp_repeat_sbp=185,
+    vit_bp_repeat_dbp=102,
+    vit_hr=125,
+    vit_spo2=92,
+    vit_bac=Decimal("0.020"),
+    ecg_qtc_ms=495,
+    neuro_stroke_tia="yes",
+    neuro_stroke_date=dt.date(2025, 1, 2),
+    cssrs_1="yes",
+    cssrs_2="yes",
+    cssrs_3="yes",
+    cssrs_4="yes",
+    cssrs_5="no",
+    phq9_9=2,
+    alc_last_drink=NOW - dt.timedelta(hours=3),
+    ciwa_ar=4,
+    aw_sx_now=["tremor"],
+    sub_stimulant="past_30d",
+    lab_uds=["cocaine"],
+    uro_symptoms=["urgency", "frequency"],
+    log_last_solid_h=Decimal("2.0"),
+    med_benzo_dzeq=Decimal("10.0"),
+    resp_osa="unsure",
+    sb_snore="yes",
+    vit_neck_cm=DROP,
 )
 
 
@@ -897,9 +1092,14 @@ def test_evidence_is_json_serialisable():
     assert len(flags) >= 15
     for flag in flags:
         assert flag.evidence
-        stored = {"id": flag.rule_id, "severity": flag.severity, "urgent": flag.urgent,
-                  "message": flag.message, "basis": list(flag.basis),
-                  "evidence": list(flag.evidence)}
+        stored = {
+            "id": flag.rule_id,
+            "severity": flag.severity,
+            "urgent": flag.urgent,
+            "message": flag.message,
+            "basis": list(flag.basis),
+            "evidence": list(flag.evidence),
+        }
         assert json.loads(json.dumps(stored)) == stored
 
 

@@ -118,8 +118,10 @@ def test_submitted_draft_urls_redirect_to_the_screening(client, staff_user, own_
 def test_home_lists_own_drafts_and_submissions_only(client, staff_user, other_staff):
     client.force_login(staff_user)
     draft = start(client)
-    client.post(step_url(draft, "patient"), post_data("patient", quiet_answers(
-        first_name="Dana", last_name="Mine")))
+    client.post(
+        step_url(draft, "patient"),
+        post_data("patient", quiet_answers(first_name="Dana", last_name="Mine")),
+    )
     make_screening(staff_user, first_name="Sam", last_name="Submitted")
     make_screening(other_staff, first_name="Olga", last_name="Otherpatient")
     body = client.get(reverse("intake:home")).content.decode()
@@ -133,9 +135,18 @@ def test_home_lists_own_drafts_and_submissions_only(client, staff_user, other_st
 def test_home_counts_each_flag_once_and_says_when_there_are_none(client, staff_user):
     client.force_login(staff_user)
     make_screening(staff_user, last_name="Quiet")
-    make_screening(staff_user, last_name="Urgent", cssrs_2="yes", cssrs_3="no", cssrs_4="yes",
-                   cssrs_5="no", vit_sbp=190, vit_dbp=104, vit_bp_repeat_sbp=186,
-                   vit_bp_repeat_dbp=102)
+    make_screening(
+        staff_user,
+        last_name="Urgent",
+        cssrs_2="yes",
+        cssrs_3="no",
+        cssrs_4="yes",
+        cssrs_5="no",
+        vit_sbp=190,
+        vit_dbp=104,
+        vit_bp_repeat_sbp=186,
+        vit_bp_repeat_dbp=102,
+    )
     body = client.get(reverse("intake:home")).content.decode()
     # SUI-01 (urgent, review severity) is counted once, as urgent; BP-02 is the one review flag.
     assert "1 urgent</span>" in body
@@ -169,8 +180,9 @@ def test_screening_page_shows_status_flags_answers_and_pdf_link(client, staff_us
 
 
 def test_screening_page_urgent_flag_comes_first(client, staff_user):
-    screening = make_screening(staff_user, cssrs_2="yes", cssrs_3="yes", cssrs_4="yes",
-                               cssrs_5="no", cv_htn="unsure")
+    screening = make_screening(
+        staff_user, cssrs_2="yes", cssrs_3="yes", cssrs_4="yes", cssrs_5="no", cv_htn="unsure"
+    )
     client.force_login(staff_user)
     body = client.get(screening.get_absolute_url()).content.decode()
     assert body.index("SUI-01") < body.index("UNS-01")
@@ -198,8 +210,12 @@ def test_screening_page_shows_latest_signed_review(client, staff_user, clinician
     from intake.models import Review
 
     screening = make_screening(staff_user)
-    Review.objects.create(screening=screening, clinician=clinician,
-                          determination="More information needed", note="Call GP.")
+    Review.objects.create(
+        screening=screening,
+        clinician=clinician,
+        determination="More information needed",
+        note="Call GP.",
+    )
     client.force_login(staff_user)
     body = client.get(screening.get_absolute_url()).content.decode()
     assert "More information needed" in body
@@ -213,10 +229,20 @@ def test_screening_page_shows_latest_signed_review(client, staff_user, clinician
 def test_no_page_implies_a_treatment_verdict(client, staff_user):
     client.force_login(staff_user)
     draft = start(client)
-    answers = quiet_answers(cv_htn="unsure", cssrs_2="yes", cssrs_3="yes", cssrs_4="yes",
-                            cssrs_5="no", sex_at_birth="female", preg_potential="unsure",
-                            preg_status="unsure", preg_planning="no", preg_contraception="yes",
-                            preg_breastfeeding="no", lab_preg_test="not_done")
+    answers = quiet_answers(
+        cv_htn="unsure",
+        cssrs_2="yes",
+        cssrs_3="yes",
+        cssrs_4="yes",
+        cssrs_5="no",
+        sex_at_birth="female",
+        preg_potential="unsure",
+        preg_status="unsure",
+        preg_planning="no",
+        preg_contraception="yes",
+        preg_breastfeeding="no",
+        lab_preg_test="not_done",
+    )
     pages = [client.get(reverse("intake:home")), client.get(reverse("intake:new_screening"))]
     for slug in applicable_steps(answers):
         pages.append(client.get(step_url(draft, slug)))

@@ -210,9 +210,16 @@ def test_skipped_pregnancy_step_answers_are_never_stored(staff_client):
 def test_answers_become_hidden_when_an_earlier_answer_changes(staff_client):
     draft = start(staff_client)
     answers = quiet_answers(
-        sex_at_birth="female", indication=["bipolar_depression"], preg_potential="yes",
-        preg_status="no", preg_planning="no", preg_contraception="yes", preg_breastfeeding="no",
-        lab_preg_test="negative", psy_mood_stabilizer="yes", cv_mi="yes",
+        sex_at_birth="female",
+        indication=["bipolar_depression"],
+        preg_potential="yes",
+        preg_status="no",
+        preg_planning="no",
+        preg_contraception="yes",
+        preg_breastfeeding="no",
+        lab_preg_test="negative",
+        psy_mood_stabilizer="yes",
+        cv_mi="yes",
         cv_mi_date=dt.date(2021, 6, 1),
     )
     for slug in applicable_steps(answers)[:-1]:
@@ -222,8 +229,7 @@ def test_answers_become_hidden_when_an_earlier_answer_changes(staff_client):
 
     changed = {**answers, "sex_at_birth": "male", "indication": ["depression"], "cv_mi": "no"}
     staff_client.post(step_url(draft, "patient"), post_data("patient", changed))
-    staff_client.post(step_url(draft, "cardiovascular"),
-                      post_data("cardiovascular", changed))
+    staff_client.post(step_url(draft, "cardiovascular"), post_data("cardiovascular", changed))
     draft.refresh_from_db()
     for code in (*PREGNANCY_CODES, "psy_mood_stabilizer", "cv_mi_date"):
         assert code not in draft.answers
@@ -239,9 +245,10 @@ def test_newly_applicable_step_makes_review_list_it_incomplete(staff_client):
     complete_until_review = applicable_steps(answers)[:-1]
     for slug in complete_until_review:
         staff_client.post(step_url(draft, slug), post_data(slug, answers))
-    staff_client.post(step_url(draft, "patient"),
-                      post_data("patient", {**answers, "sex_at_birth": "female"},
-                                return_to="review"))
+    staff_client.post(
+        step_url(draft, "patient"),
+        post_data("patient", {**answers, "sex_at_birth": "female"}, return_to="review"),
+    )
     response = staff_client.get(step_url(draft, "review"))
     body = response.content.decode()
     assert "Incomplete sections" in body
@@ -255,10 +262,12 @@ def test_newly_applicable_step_makes_review_list_it_incomplete(staff_client):
 def test_drafts_are_kept_per_screening_not_in_the_session(staff_client):
     first = start(staff_client)
     second = start(staff_client)
-    staff_client.post(step_url(first, "patient"),
-                      post_data("patient", quiet_answers(first_name="Ana")))
-    staff_client.post(step_url(second, "patient"),
-                      post_data("patient", quiet_answers(first_name="Ben")))
+    staff_client.post(
+        step_url(first, "patient"), post_data("patient", quiet_answers(first_name="Ana"))
+    )
+    staff_client.post(
+        step_url(second, "patient"), post_data("patient", quiet_answers(first_name="Ben"))
+    )
     first.refresh_from_db()
     second.refresh_from_db()
     assert first.answers["first_name"] == "Ana"
@@ -272,9 +281,14 @@ def test_back_keeps_what_was_typed_even_if_invalid(staff_client):
     draft = start(staff_client)
     answers = quiet_answers()
     staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
-    response = staff_client.post(step_url(draft, "vitals"), {
-        "vitals-vit_sbp": "123", "vitals-vit_hr": "abc", "wizard_goto_step": "patient",
-    })
+    response = staff_client.post(
+        step_url(draft, "vitals"),
+        {
+            "vitals-vit_sbp": "123",
+            "vitals-vit_hr": "abc",
+            "wizard_goto_step": "patient",
+        },
+    )
     assert response["Location"] == step_url(draft, "patient")
     page = staff_client.get(step_url(draft, "vitals")).content.decode()
     assert 'value="123"' in page
@@ -288,9 +302,14 @@ def test_save_and_exit_keeps_invalid_data_and_resumes_there(staff_client):
     draft = start(staff_client)
     answers = quiet_answers()
     staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
-    response = staff_client.post(step_url(draft, "vitals"), {
-        "vitals-vit_sbp": "999", "wizard_save_exit": "1", "autosave": "",
-    })
+    response = staff_client.post(
+        step_url(draft, "vitals"),
+        {
+            "vitals-vit_sbp": "999",
+            "wizard_save_exit": "1",
+            "autosave": "",
+        },
+    )
     assert response["Location"] == reverse("intake:home")
     draft.refresh_from_db()
     assert draft.last_step == "vitals"
@@ -302,8 +321,9 @@ def test_save_and_exit_keeps_invalid_data_and_resumes_there(staff_client):
 
 def test_resume_shows_typed_values_without_errors_until_saved(staff_client):
     draft = start(staff_client)
-    staff_client.post(step_url(draft, "patient"),
-                      {"patient-first_name": "Ana", "wizard_save_exit": "1"})
+    staff_client.post(
+        step_url(draft, "patient"), {"patient-first_name": "Ana", "wizard_save_exit": "1"}
+    )
     page = staff_client.get(step_url(draft, "patient")).content.decode()
     assert 'value="Ana"' in page
     assert "error-summary" not in page
@@ -329,8 +349,7 @@ def test_errors_show_a_summary_linking_to_fields(staff_client):
 
 def test_implausible_vital_is_accepted_on_second_save_and_warned_at_review(staff_client):
     draft = start(staff_client)
-    answers = quiet_answers(vit_hr=72, vit_sbp=260, vit_bp_repeat_sbp=130,
-                            vit_bp_repeat_dbp=80)
+    answers = quiet_answers(vit_hr=72, vit_sbp=260, vit_bp_repeat_sbp=130, vit_bp_repeat_dbp=80)
     staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
     first = staff_client.post(step_url(draft, "vitals"), post_data("vitals", answers))
     assert first.status_code == 200
@@ -355,8 +374,9 @@ def test_review_jump_returns_to_review(staff_client):
     page = staff_client.get(step_url(draft, "vitals") + "?return=review").content.decode()
     assert 'name="return_to" value="review"' in page
     response = staff_client.post(
-        step_url(draft, "vitals"), post_data("vitals", {**answers, "vit_hr": 80},
-                                             return_to="review"))
+        step_url(draft, "vitals"),
+        post_data("vitals", {**answers, "vit_hr": 80}, return_to="review"),
+    )
     assert response["Location"] == step_url(draft, "review")
     draft.refresh_from_db()
     assert draft.answers["vit_hr"] == 80
@@ -365,9 +385,12 @@ def test_review_jump_returns_to_review(staff_client):
 def test_review_lists_answers_unsure_derived_meds_and_flags(staff_client):
     draft = start(staff_client)
     answers = quiet_answers(
-        cv_htn="unsure", med_none=False,
-        medications=[{"name": "Sertraline", "dose": "50 mg", "frequency": "daily"},
-                     {"name": "Zzyzx tonic", "dose": "", "frequency": ""}],
+        cv_htn="unsure",
+        med_none=False,
+        medications=[
+            {"name": "Sertraline", "dose": "50 mg", "frequency": "daily"},
+            {"name": "Zzyzx tonic", "dose": "", "frequency": ""},
+        ],
     )
     for slug in applicable_steps(answers)[:-1]:
         staff_client.post(step_url(draft, slug), post_data(slug, answers))
@@ -387,8 +410,7 @@ def test_review_without_flags_says_a_clinician_still_reviews(staff_client):
         staff_client.post(step_url(draft, slug), post_data(slug, answers))
     body = staff_client.get(step_url(draft, "review")).content.decode()
     assert (
-        "No flags raised by the screening rules. A clinician still reviews every screening."
-        in body
+        "No flags raised by the screening rules. A clinician still reviews every screening." in body
     )
 
 
@@ -407,7 +429,7 @@ def test_urgent_banner_appears_right_after_the_mood_step(staff_client):
     assert "urgent-banner" not in before
     response = staff_client.post(step_url(draft, "mood"), post_data("mood", answers))
     assert response["Location"] == step_url(draft, "alcohol")
-    for slug in steps[mood_index + 1:]:
+    for slug in steps[mood_index + 1 :]:
         page = staff_client.get(step_url(draft, slug)).content.decode()
         assert 'role="alert"' in page and "urgent-banner" in page
         assert escape(settings.SUICIDE_SAFETY_PROTOCOL) in page
@@ -426,9 +448,14 @@ def test_autosave_saves_logs_out_and_returns_to_the_same_step(client, staff_user
     draft = start(client)
     page = client.get(step_url(draft, "patient")).content.decode()
     assert "data-autosave" in page and 'name="autosave"' in page
-    response = client.post(step_url(draft, "patient"), {
-        "patient-first_name": "Ana", "wizard_save_exit": "1", "autosave": "1",
-    })
+    response = client.post(
+        step_url(draft, "patient"),
+        {
+            "patient-first_name": "Ana",
+            "wizard_save_exit": "1",
+            "autosave": "1",
+        },
+    )
     location = urlparse(response["Location"])
     assert location.path == reverse("login")
     assert parse_qs(location.query)["next"] == [step_url(draft, "patient")]

@@ -31,9 +31,7 @@ def applicable_steps(answers, thresholds=None):
 
     values = thresholds or dict(threshold_defaults.DEFAULTS)
     return [
-        step.slug
-        for step in instrument.STEPS
-        if instrument.step_applies(step, answers, values)
+        step.slug for step in instrument.STEPS if instrument.step_applies(step, answers, values)
     ]
 
 

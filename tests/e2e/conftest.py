@@ -53,8 +53,9 @@ def e2e_staff(transactional_db, django_user_model):
 
 @pytest.fixture
 def browser_context(chromium):
-    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="en-US",
-                                   timezone_id="America/New_York")
+    context = chromium.new_context(
+        viewport={"width": 1280, "height": 900}, locale="en-US", timezone_id="America/New_York"
+    )
     context.set_default_timeout(15000)
     yield context
     context.close()

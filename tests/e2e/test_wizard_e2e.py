@@ -121,7 +121,7 @@ def fill_step_by_keyboard(page, slug, answers):
             with page.expect_navigation():
                 page.keyboard.press("Enter")
             return
-        code = name[len(slug) + 1:] if name.startswith(f"{slug}-") else ""
+        code = name[len(slug) + 1 :] if name.startswith(f"{slug}-") else ""
         if code.startswith("medications-"):
             value = med_cells.pop(0) if med_cells else ""
             if value:
@@ -145,9 +145,10 @@ def fill_step_by_keyboard(page, slug, answers):
             elif element["type"] not in ("radio", "checkbox"):
                 for part in keyboard_value(q, value).split("\t"):
                     page.keyboard.type(part)
-                    if "\t" in keyboard_value(q, value) and part != keyboard_value(
-                        q, value
-                    ).split("\t")[-1]:
+                    if (
+                        "\t" in keyboard_value(q, value)
+                        and part != keyboard_value(q, value).split("\t")[-1]
+                    ):
                         page.keyboard.press("ArrowRight")
         page.keyboard.press("Tab")
     raise AssertionError(f"Never reached the Next button on step {slug}")
@@ -176,15 +177,20 @@ def ready_draft(user, answers, last_step="review"):
     step_data = {}
     for slug in applicable_steps(answers, values):
         data = post_data(slug, answers)
-        step_data[slug] = {key: value if isinstance(value, list) else [value]
-                           for key, value in data.items()}
+        step_data[slug] = {
+            key: value if isinstance(value, list) else [value] for key, value in data.items()
+        }
     step_data.pop("review", None)
     answers = {code: value for code, value in answers.items() if code != "staff_attestation"}
     return Draft.objects.create(
         created_by=user,
         answers=instrument.encode_answers(instrument.prune_hidden(answers, values)),
-        wizard_state={"step": last_step, "step_data": step_data, "step_files": {},
-                      "extra_data": {}},
+        wizard_state={
+            "step": last_step,
+            "step_data": step_data,
+            "step_files": {},
+            "extra_data": {},
+        },
         last_step=last_step,
     )
 
@@ -359,8 +365,9 @@ def test_every_step_passes_axe_and_is_captured(
 ):
     from tests.conftest import PASSWORD
 
-    context = chromium.new_context(viewport={"width": viewport[0], "height": viewport[1]},
-                                   locale="en-US")
+    context = chromium.new_context(
+        viewport={"width": viewport[0], "height": viewport[1]}, locale="en-US"
+    )
     page = context.new_page()
     page.goto(f"{live_server.url}/accounts/login/")
     page.fill('input[name="username"]', e2e_staff.username)

@@ -13,8 +13,12 @@ class Command(BaseCommand):
     help = "Delete unsubmitted drafts last saved more than --days days ago."
 
     def add_arguments(self, parser):
-        parser.add_argument("--days", type=int, default=None,
-                            help="Age in days after the last save (default: DRAFT_MAX_AGE_DAYS).")
+        parser.add_argument(
+            "--days",
+            type=int,
+            default=None,
+            help="Age in days after the last save (default: DRAFT_MAX_AGE_DAYS).",
+        )
 
     def handle(self, *args, days=None, **options):
         days = settings.DRAFT_MAX_AGE_DAYS if days is None else days
