@@ -36,6 +36,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from intake import instrument, pdf, rules, services
+from intake.formdata import step_post_data
 from intake.models import Draft, Flag, Role, Screening
 
 SECTIONS = {}
@@ -266,31 +267,6 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
 
 
-def form_data(slug, answers):
-    """Return the POST body of wizard step ``slug`` answering with typed ``answers``."""
-    data = {}
-    for q in instrument.STEPS_BY_SLUG[slug].questions:
-        if q.code not in answers:
-            continue
-        name, value = f"{slug}-{q.code}", answers[q.code]
-        if q.type == instrument.MULTI:
-            data[name] = list(value)
-        elif q.type == instrument.BOOL:
-            if value:
-                data[name] = "on"
-        elif q.type == instrument.DATE:
-            data[name] = value.isoformat()
-        elif q.type == instrument.DATETIME:
-            data[name] = timezone.localtime(value).strftime("%Y-%m-%dT%H:%M")
-        elif q.type == instrument.MED_LIST:
-            for index, row in enumerate(value):
-                for key in instrument.MED_ROW_KEYS:
-                    data[f"{name}-{index}-{key}"] = row[key]
-        else:
-            data[name] = str(value)
-    return data
-
-
 def make_bench_user(username, role, *, password_hash=None):
     """Create a user with ``role`` (unusable password unless a hash is given)."""
     user = get_user_model().objects.create_user(
@@ -377,7 +353,7 @@ def bench_wizard(*, runs=8):
                         "step": slug,
                     },
                 )
-                response = client.post(url, form_data(slug, answers), secure=True)
+                response = client.post(url, step_post_data(slug, answers), secure=True)
                 if response.status_code != 302:
                     raise RuntimeError(f"wizard step {slug} did not accept the typical answers")
                 client.get(response["Location"], secure=True)
@@ -656,7 +632,7 @@ def _staff_walk(browser, answers, *, until, think, rng, first_step):
         status, _page, location = browser.request(
             "POST",
             browser.step_path(slug),
-            {**form_data(slug, answers), "csrfmiddlewaretoken": token},
+            {**step_post_data(slug, answers), "csrfmiddlewaretoken": token},
             location=True,
         )
         posted = (time.perf_counter() - started) * 1000
