@@ -21,7 +21,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from intake import audit, instrument, presentation, reviews, thresholds
+from intake import audit, presentation, reviews, thresholds
 from intake.admin_forms import (
     AddendumForm,
     RecordReviewForm,
@@ -61,27 +61,6 @@ def flag_badges(screening):
     if not shown:
         return format_html('<span class="flag-badge flag-none">{}</span>', gettext("No flags"))
     return format_html_join(" ", '<span class="flag-badge flag-{}">{}</span>', shown)
-
-
-def evidence_text(item):
-    """Return one evidence entry of a flag as readable text ("label: value")."""
-    code, value = None, item
-    if isinstance(item, dict) and "code" in item:
-        code, value = item["code"], item.get("value")
-    elif isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[0], str):
-        code, value = item
-    if code is None:
-        return str(item)
-    question = instrument.QUESTIONS.get(code)
-    if question is None:
-        return f"{presentation.DERIVED_LABELS.get(code, code)}: {value}"
-    try:
-        shown = instrument.display_value(
-            code, instrument.decode_value(question, value), timezone.get_current_timezone()
-        )
-    except (TypeError, ValueError, KeyError, ArithmeticError):
-        shown = str(value)
-    return f"{question.label}: {shown}"
 
 
 # ---------------------------------------------------------------------------
@@ -349,7 +328,16 @@ class ScreeningAdmin(admin.ModelAdmin):
             screening,
             "admin/intake/screening/change_form.html",
             gettext("Screening #%(id)s") % {"id": screening.pk},
-            flags=[(flag, [evidence_text(item) for item in flag.evidence]) for flag in flags],
+            flags=[
+                (
+                    flag,
+                    [
+                        presentation.evidence_text(item, tz=timezone.get_current_timezone())
+                        for item in flag.evidence
+                    ],
+                )
+                for flag in flags
+            ],
             badges=flag_badges(screening),
             sections=presentation.snapshot_sections(screening, tz=timezone.get_current_timezone()),
             derived=presentation.derived_rows(screening.derived or {}),

@@ -182,3 +182,33 @@ def derived_rows(derived, *, include_missing=False):
             }
         rows.append(DerivedRow(DERIVED_LABELS[name], value, why))
     return rows
+
+
+def evidence_text(item, *, tz):
+    """Return one stored evidence entry of a flag as readable text ("label: value")."""
+    if isinstance(item, dict) and "medication" in item:
+        classes = class_labels(item.get("classes") or [])
+        return gettext("%(name)s (%(classes)s)") % {
+            "name": item["medication"],
+            "classes": ", ".join(classes) if classes else gettext("not recognized"),
+        }
+    if not (isinstance(item, dict) and "code" in item):
+        return str(item)
+    code, value = item["code"], item.get("value")
+    question = instrument.QUESTIONS.get(code)
+    label = question.label if question else str(DERIVED_LABELS.get(code, code))
+    if item.get("absent") or value is None:
+        return gettext("%(label)s: not recorded") % {"label": label}
+    if question is None:
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    else:
+        try:
+            shown = instrument.display_value(code, instrument.decode_value(question, value), tz)
+        except (TypeError, ValueError, KeyError, ArithmeticError):
+            shown = str(value)
+    if "hours_since" in item:
+        shown = gettext("%(when)s (%(hours)s hours before screening)") % {
+            "when": shown,
+            "hours": item["hours_since"],
+        }
+    return f"{label}: {shown}"

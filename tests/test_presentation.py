@@ -59,3 +59,26 @@ def test_derived_rows_leave_out_or_explain_values_not_computed():
     every = presentation.derived_rows(derived, include_missing=True)
     assert len(every) == len(presentation.NOT_COMPUTED)
     assert all(row.why for row in every if row.value is None)
+
+
+def test_evidence_of_every_stored_shape_reads_as_text():
+    def text(item):
+        return presentation.evidence_text(item, tz=UTC)
+
+    assert text({"code": "vit_hr", "value": 131}) == "Heart rate, beats per minute (clinician): 131"
+    assert text({"code": "cv_htn", "value": "unsure"}) == (
+        "Ever told they have high blood pressure?: Unsure"
+    )
+    assert text({"code": "med_reviewed_with_patient", "value": None, "absent": True}).endswith(
+        ": not recorded"
+    )
+    assert text({"medication": "Xanax 0.5mg", "classes": ["benzodiazepine"]}) == (
+        "Xanax 0.5mg (Benzodiazepines)"
+    )
+    assert text({"medication": "sertraline", "classes": []}) == "sertraline (not recognized)"
+    last_drink = text(
+        {"code": "alc_last_drink", "value": "2026-11-21T22:30:00+00:00", "hours_since": "18.5"}
+    )
+    assert last_drink.startswith("Date and time of last alcoholic drink: 2026-11-21 22:30")
+    assert last_drink.endswith("(18.5 hours before screening)")
+    assert text({"code": "bp_rest_sbp", "value": 186}).endswith(": 186")
