@@ -211,4 +211,4 @@ def evidence_text(item, *, tz):
             "when": shown,
             "hours": item["hours_since"],
         }
-    return f"{label}: {shown}"
+    return f"{label} {shown}" if label.endswith("?") else f"{label}: {shown}"

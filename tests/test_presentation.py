@@ -67,7 +67,7 @@ def test_evidence_of_every_stored_shape_reads_as_text():
 
     assert text({"code": "vit_hr", "value": 131}) == "Heart rate, beats per minute (clinician): 131"
     assert text({"code": "cv_htn", "value": "unsure"}) == (
-        "Ever told they have high blood pressure?: Unsure"
+        "Ever told they have high blood pressure? Unsure"
     )
     assert text({"code": "med_reviewed_with_patient", "value": None, "absent": True}).endswith(
         ": not recorded"
