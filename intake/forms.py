@@ -12,10 +12,10 @@ from functools import cache
 
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Field, Layout
-from crispy_forms.utils import TEMPLATE_PACK, render_field
+from crispy_forms.utils import TEMPLATE_PACK
 from django import forms
 from django.core.exceptions import ValidationError
-from django.template.loader import render_to_string
+from django.template.loader import get_template, render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -363,6 +363,8 @@ QUESTION_TEMPLATES = {
 }
 INPUT_TEMPLATE = "intake/fields/input.html"
 CHOICES_TEMPLATE = "intake/fields/choices.html"
+# Stands for a question's input(s) in its cached markup (never in a label: NUL).
+INNER_MARKER = mark_safe("\x00inputs\x00")
 
 
 class Question(Field):
@@ -394,24 +396,39 @@ class Question(Field):
             "exclusive": q.type == instrument.MULTI,
         }
         self._options = {}
+        self._shells = {}
 
     def render(self, form, context, template_pack=TEMPLATE_PACK, **kwargs):
-        bound = form[self.question["code"]]
-        attrs = self.attrs
-        extra = {"question": self.question}
-        if self.template == CHOICES_TEMPLATE:
-            extra["options"] = self.options(bound)
-        elif attrs and bound.errors:
-            attrs = {**attrs, "class": f"{attrs['class']} is-invalid"}
-        return render_field(
-            self.question["code"],
-            form,
-            context,
-            template=self.template,
-            attrs=attrs,
-            template_pack=template_pack,
-            extra_context=extra,
+        code = self.question["code"]
+        bound = form[code]
+        if hasattr(form, "rendered_fields"):
+            form.rendered_fields.add(code)
+        if bound.errors or self.question["type"] == instrument.MED_LIST:
+            return self.render_template(bound, self.inner(bound))
+        # Without errors a question's markup is fixed but for its input(s): render
+        # the template once around a marker, then only the input(s) per request.
+        key = (bound.html_name, bound.auto_id, str(bound.label), str(bound.help_text))
+        shell = self._shells.get(key)
+        if shell is None:
+            shell = self._shells[key] = self.render_template(bound, INNER_MARKER).split(
+                INNER_MARKER
+            )
+        return SafeString(self.inner(bound).join(shell))
+
+    def render_template(self, bound, inner):
+        """Return the question's template rendered with ``inner`` as its input(s)."""
+        return get_template(self.template).render(
+            {"field": bound, "question": self.question, "inner": inner}
         )
+
+    def inner(self, bound):
+        """Return the question's input(s): the option list, or the widget."""
+        if self.template == CHOICES_TEMPLATE:
+            return self.options(bound)
+        attrs = self.attrs
+        if attrs and bound.errors:
+            attrs = {**attrs, "class": f"{attrs['class']} is-invalid"}
+        return bound.as_widget(attrs=attrs)
 
     def options(self, bound):
         """Return the group's inputs, each beside its label, as HTML.

@@ -4,10 +4,11 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.template import Context
 from django.utils import timezone
 
 from intake import instrument, thresholds
-from intake.forms import step_form_class
+from intake.forms import INNER_MARKER, step_form_class, step_form_helper
 from tests.factories import quiet_answers
 from tests.wizard_helpers import post_data
 
@@ -332,3 +333,31 @@ def test_text_length_limit():
 def test_unknown_choice_is_rejected():
     form = form_for("patient", extra={"patient-sex_at_birth": "robot"})
     assert not form.is_valid()
+
+
+@pytest.mark.parametrize("slug", [s.slug for s in instrument.STEPS if s.slug != "pregnancy"])
+def test_cached_question_markup_equals_a_fresh_render(slug):
+    """Question.render reuses markup rendered once; it must equal a full render every time."""
+    helper = step_form_helper(slug)
+    blank = make_form(slug, {})  # unbound values: nothing ticked, nothing typed
+    filled = form_for(slug)
+    assert filled.is_valid(), filled.errors
+    for form in (blank, filled, blank):
+        for question in helper.layout.fields:
+            bound = form[question.question["code"]]
+            rendered = question.render(form, Context())
+            assert rendered == question.render_template(bound, question.inner(bound))
+            assert INNER_MARKER not in rendered
+            assert f'data-question="{bound.name}"' in rendered
+
+
+def test_question_with_errors_is_rendered_fresh_with_its_messages():
+    form = make_form("vitals", {"vitals-vit_sbp": "abc"})
+    assert not form.is_valid()
+    question = next(
+        q for q in step_form_helper("vitals").layout.fields if q.question["code"] == "vit_sbp"
+    )
+    first = question.render(form, Context())
+    assert "is-invalid" in first and 'aria-invalid="true"' in first and "vit_sbp_error" in first
+    clean = question.render(make_form("vitals", {"vitals-vit_sbp": "120"}), Context())
+    assert "is-invalid" not in clean and "_error" not in clean and 'value="120"' in clean
