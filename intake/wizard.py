@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import traceback
+from functools import lru_cache
 
 from django.conf import settings
 from django.contrib import messages
@@ -109,21 +110,34 @@ def urgent_flags(flags):
     return [flag for flag in flags or () if flag.urgent]
 
 
+@lru_cache(maxsize=8)
+def _visibility(threshold_items):
+    return instrument.visibility_json(dict(threshold_items))
+
+
+def visibility(thresholds):
+    """Return the show/hide conditions for ``thresholds`` (built once per set; read-only)."""
+    return _visibility(tuple(sorted(thresholds.items())))
+
+
+# The codes the show/hide script reads: those named in any step's or question's condition.
+CONDITION_CODES = frozenset().union(
+    *(q.shown_when.codes() for q in instrument.QUESTIONS.values() if q.shown_when is not None),
+    *(step.applies_when.codes() for step in instrument.STEPS if step.applies_when is not None),
+)
+
+
 def js_answers(answers):
     """Return the answers the show/hide script needs, with numbers as numbers."""
-    needed = set()
-    for q in instrument.QUESTIONS.values():
-        if q.shown_when is not None:
-            needed |= q.shown_when.codes()
-    for step in instrument.STEPS:
-        if step.applies_when is not None:
-            needed |= step.applies_when.codes()
     data = {}
-    for code in needed:
+    for code in CONDITION_CODES:
         if code in answers:
             value = answers[code]
-            q = instrument.question(code)
-            if q.type in (instrument.INT, instrument.DECIMAL, instrument.SCALE):
+            if instrument.question(code).type in (
+                instrument.INT,
+                instrument.DECIMAL,
+                instrument.SCALE,
+            ):
                 value = float(value)
             data[code] = value
     return data
@@ -415,7 +429,7 @@ class ScreeningWizard(NamedUrlWizardView):
             error_summary=error_summary(form),
             on_review=step == REVIEW,
             wizard_config={
-                "visibility": instrument.visibility_json(self.thresholds),
+                "visibility": visibility(self.thresholds),
                 "answers": js_answers(earlier_answers(self.answers, step)),
                 "exclusive": sorted(instrument.EXCLUSIVE_KEYS),
             },
@@ -426,6 +440,9 @@ class ScreeningWizard(NamedUrlWizardView):
 
     def sections(self, form_list, current):
         stored = self.storage.data[self.storage.step_data_key]
+        # One reverse() for the page, not one per step: only the step slug differs.
+        base = self.get_step_url(current)
+        base = base[: base.rindex(f"/{current}/") + 1]
         result = []
         for number, slug in enumerate(form_list, start=1):
             step = instrument.STEPS_BY_SLUG[slug]
@@ -437,7 +454,7 @@ class ScreeningWizard(NamedUrlWizardView):
                     "slug": slug,
                     "number": number,
                     "title": step.title,
-                    "url": self.get_step_url(slug),
+                    "url": f"{base}{slug}/",
                     "current": slug == current,
                     "complete": complete and slug in stored,
                     "visited": slug in stored,

@@ -58,6 +58,55 @@ def test_steps_follow_the_spec_order_and_skip_pregnancy_for_male(staff_client):
     assert response.status_code == 302
 
 
+def test_progress_list_links_every_applicable_step_in_order(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers()
+    staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
+    response = staff_client.get(step_url(draft, "vitals"))
+    sections = response.context["sections"]
+    assert [s["slug"] for s in sections] == applicable_steps(answers)
+    assert [s["url"] for s in sections] == [step_url(draft, s["slug"]) for s in sections]
+    assert [s["slug"] for s in sections if s["current"]] == ["vitals"]
+    assert [s["slug"] for s in sections if s["visited"]] == ["patient"]
+
+
+def test_show_hide_script_gets_exactly_the_answers_conditions_read(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers(sex_at_birth="female")
+    staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
+    staff_client.post(step_url(draft, "vitals"), post_data("vitals", answers))
+    config = staff_client.get(step_url(draft, "pregnancy")).context["wizard_config"]
+    named = set()
+    for q in instrument.QUESTIONS.values():
+        if q.shown_when is not None:
+            named |= q.shown_when.codes()
+    for step in instrument.STEPS:
+        if step.applies_when is not None:
+            named |= step.applies_when.codes()
+    earlier = set(instrument.STEPS_BY_SLUG["patient"].codes) | set(
+        instrument.STEPS_BY_SLUG["vitals"].codes
+    )
+    expected = {code for code in named & earlier if code in answers}
+    assert set(config["answers"]) == expected
+    assert config["answers"]["sex_at_birth"] == "female"
+    assert all(isinstance(config["answers"][c], float) for c in expected if c.startswith("vit_"))
+
+
+def test_show_hide_script_follows_a_new_threshold_version(staff_client):
+    from intake.models import ThresholdSet
+
+    draft = start(staff_client)
+    url = step_url(draft, "vitals")
+
+    def repeat_bp_limit():
+        config = staff_client.get(url).context["wizard_config"]
+        return config["visibility"]["questions"]["vit_bp_repeat_sbp"]["args"][0]["value"]
+
+    assert repeat_bp_limit() == thresholds.DEFAULTS["bp_caution_sbp"]
+    ThresholdSet.objects.create(version=1, values=dict(thresholds.DEFAULTS, bp_caution_sbp=150))
+    assert repeat_bp_limit() == 150
+
+
 def test_pregnancy_step_applies_for_female(staff_client):
     draft = start(staff_client)
     answers = quiet_answers(sex_at_birth="female")
