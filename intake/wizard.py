@@ -39,6 +39,8 @@ REVIEW = "review"
 STEP_INDEX = {slug: index for index, slug in enumerate(instrument.STEP_SLUGS)}
 PLAUSIBILITY_ACK = "plausibility_ack"
 PLAUSIBILITY_ACCEPTED = "plausibility_accepted"
+# The threshold version the stored steps were last pruned with.
+PRUNED_WITH = "pruned_with_thresholds"
 
 
 class DraftStorage(BaseStorage):
@@ -318,16 +320,28 @@ class ScreeningWizard(NamedUrlWizardView):
             # Any change after the attestation needs a fresh attestation.
             merged.pop("staff_attestation", None)
             self.storage.data[self.storage.step_data_key].pop(REVIEW, None)
+        before = self.answers
         self.answers = instrument.prune_hidden(merged, self.thresholds)
         self.forget_form_list()
-        self.prune_stored_steps(exclude=step)
+        # Conditions name only earlier questions (test_instrument checks it), so
+        # under the same thresholds a save can hide questions of later steps only,
+        # and none at all if the answers did not change.
+        if extra.get(PRUNED_WITH) != self.thresholds_version:
+            self.prune_stored_steps(exclude=step)
+            extra[PRUNED_WITH] = self.thresholds_version
+        elif self.answers != before:
+            self.prune_stored_steps(exclude=step, after=step)
 
-    def prune_stored_steps(self, *, exclude):
-        """Drop typed values of questions (and steps) that are now hidden."""
+    def prune_stored_steps(self, *, exclude, after=None):
+        """Drop typed values of questions (and steps) that are now hidden.
+
+        With ``after``, only the steps after that one are checked.
+        """
         step_data = self.storage.data[self.storage.step_data_key]
         form_list = self.get_form_list()
+        first = -1 if after is None else STEP_INDEX[after]
         for slug in list(step_data):
-            if slug == exclude:
+            if slug == exclude or STEP_INDEX[slug] <= first:
                 continue
             if slug not in form_list:
                 del step_data[slug]

@@ -288,6 +288,39 @@ def test_answers_become_hidden_when_an_earlier_answer_changes(staff_client):
     assert "cardiovascular-cv_mi_date" not in names
 
 
+def test_saving_an_earlier_step_prunes_later_steps_only_when_answers_change(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers(cv_mi="yes", cv_mi_date=dt.date(2021, 6, 1))
+    for slug in ("patient", "vitals", "cardiovascular"):
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    assert "cardiovascular-cv_mi_date" in stored_field_names(draft)
+    # The same vitals again: nothing changes, the later step keeps its typed date.
+    staff_client.post(step_url(draft, "vitals"), post_data("vitals", answers))
+    assert "cardiovascular-cv_mi_date" in stored_field_names(draft)
+    # Later steps never hide earlier answers: saving cardiovascular keeps vitals.
+    staff_client.post(step_url(draft, "cardiovascular"), post_data("cardiovascular", answers))
+    assert "vitals-vit_sbp" in stored_field_names(draft)
+
+
+def test_a_new_threshold_version_prunes_every_stored_step(staff_client):
+    from intake.models import ThresholdSet
+
+    draft = start(staff_client)
+    answers = quiet_answers(vit_sbp=145, vit_dbp=85, vit_bp_repeat_sbp=142, vit_bp_repeat_dbp=84)
+    for slug in ("patient", "vitals"):
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    assert "vitals-vit_bp_repeat_sbp" in stored_field_names(draft)
+    draft.refresh_from_db()
+    assert draft.answers["vit_bp_repeat_sbp"] == 142
+    # The clinic raises the repeat-reading threshold above 145 mid-draft: the
+    # next save (of a later step) drops the now-hidden repeat reading of vitals.
+    ThresholdSet.objects.create(version=1, values=dict(thresholds.DEFAULTS, bp_caution_sbp=150))
+    staff_client.post(step_url(draft, "cardiovascular"), post_data("cardiovascular", answers))
+    assert "vitals-vit_bp_repeat_sbp" not in stored_field_names(draft)
+    draft.refresh_from_db()
+    assert "vit_bp_repeat_sbp" not in draft.answers
+
+
 def test_newly_applicable_step_makes_review_list_it_incomplete(staff_client):
     draft = start(staff_client)
     answers = quiet_answers()
