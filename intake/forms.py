@@ -500,4 +500,20 @@ def step_form_class(slug):
     """Return the form class of wizard step ``slug``."""
     step = instrument.STEPS_BY_SLUG[slug]
     attrs = {"step": step, **{q.code: make_field(q) for q in step.questions}}
-    return type(f"{slug.title().replace('_', '')}StepForm", (StepForm,), attrs)
+    form_class = type(f"{slug.title().replace('_', '')}StepForm", (StepForm,), attrs)
+    form_class.base_fields = SharedFields(form_class.base_fields)
+    return form_class
+
+
+class SharedFields(dict):
+    """A step form's fields, shared by its instances instead of deep-copied for each.
+
+    Django deep-copies ``base_fields`` for every form so that an instance may
+    change its fields; step forms never do (labels, choices and widgets come
+    from the instrument; per-request state lives on the form), and the copy
+    was a tenth of a step's server time. ``tests/test_forms.py`` checks that
+    validating and rendering leave the shared fields unchanged.
+    """
+
+    def __deepcopy__(self, memo):
+        return dict(self)

@@ -361,3 +361,39 @@ def test_question_with_errors_is_rendered_fresh_with_its_messages():
     assert "is-invalid" in first and 'aria-invalid="true"' in first and "vit_sbp_error" in first
     clean = question.render(make_form("vitals", {"vitals-vit_sbp": "120"}), Context())
     assert "is-invalid" not in clean and "_error" not in clean and 'value="120"' in clean
+
+
+def _field_state(field):
+    widget = field.widget
+    return (
+        type(field),
+        str(field.label),
+        field.required,
+        str(field.help_text),
+        repr(getattr(field, "choices", None)),
+        type(widget),
+        dict(widget.attrs),
+        widget.is_required,
+        repr(getattr(widget, "choices", None)),
+    )
+
+
+@pytest.mark.parametrize("slug", [s.slug for s in instrument.STEPS])
+def test_forms_share_their_fields_and_never_change_them(slug):
+    """Step forms share field objects (no deep copy): using a form must not change them."""
+    form_class = step_form_class(slug)
+    before = {code: _field_state(field) for code, field in form_class.base_fields.items()}
+    helper = step_form_helper(slug)
+    bad = {f"{slug}-{code}": "\x00not a valid value" for code in form_class.base_fields}
+    for form in (
+        make_form(slug, bad),
+        form_for(slug) if slug != "pregnancy" else make_form(slug, {}),
+    ):
+        form.is_valid()
+        for question in helper.layout.fields:
+            question.render(form, Context())
+        assert (
+            form.fields[next(iter(form.fields))] is form_class.base_fields[next(iter(form.fields))]
+        )
+    after = {code: _field_state(field) for code, field in form_class.base_fields.items()}
+    assert after == before
