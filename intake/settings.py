@@ -134,7 +134,7 @@ AUTH_PASSWORD_VALIDATORS = [
 
 AUTHENTICATION_BACKENDS = [
     "intake.security.LockoutBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "intake.security.RoleBackend",
 ]
 
 LOGIN_URL = "login"

@@ -476,3 +476,34 @@ def test_csrf_failure_explains_itself(staff_user):
     assert "Form not accepted" in page
     assert "was not accepted" in page
     assert "CSRF" not in page
+
+
+def test_role_backend_grants_exactly_what_djangos_model_backend_grants(make_user):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.backends import ModelBackend
+    from django.contrib.auth.models import AnonymousUser, Permission
+
+    from intake.models import Role
+    from intake.security import RoleBackend
+
+    users = [make_user(f"u-{role}", role) for role in Role.values]
+    direct = make_user("direct")  # no role, one permission of its own
+    direct.user_permissions.add(Permission.objects.get(codename="conduct_screening"))
+    both = make_user("both", Role.CLINICIAN)  # a role plus one permission of its own
+    both.user_permissions.add(Permission.objects.get(codename="conduct_screening"))
+    inactive = make_user("inactive", Role.CLINIC_ADMIN)
+    inactive.is_active = False
+    inactive.save()
+    superuser = get_user_model().objects.create_superuser("root", password=PASSWORD)
+    people = [*users, direct, both, inactive, superuser, make_user("nobody")]
+    User = get_user_model()
+    for person in people:
+        ours = RoleBackend().get_all_permissions(User.objects.get(pk=person.pk))
+        theirs = ModelBackend().get_all_permissions(User.objects.get(pk=person.pk))
+        assert ours == theirs, person.username
+    assert RoleBackend().get_all_permissions(AnonymousUser()) == set()
+    assert RoleBackend().has_perm(User.objects.get(pk=direct.pk), "intake.conduct_screening")
+    assert not RoleBackend().has_perm(User.objects.get(pk=inactive.pk), "intake.conduct_screening")
+    assert len(RoleBackend().get_all_permissions(User.objects.get(pk=superuser.pk))) == (
+        Permission.objects.count()
+    )
