@@ -1461,14 +1461,20 @@ def _unique(evidence):
 # Evaluation (INSTRUMENT.md 6.1)
 
 
-def evaluate(answers, *, now, thresholds=None):
-    """Return the flags raised by ``answers`` at ``now``, urgent first, then by severity."""
+def evaluate(answers, *, now, thresholds=None, urgent_only=False):
+    """Return the flags raised by ``answers`` at ``now``, urgent first, then by severity.
+
+    With ``urgent_only``, return only the urgent flags (what the wizard's banner
+    shows on every step), without evaluating the other rules.
+    """
     today = _screening_date(now)
     t = _thresholds(thresholds)
     derived, rows = _derive(answers, today, t)
     context = _Context(answers, derived, rows, t, now, today)
     flags = []
     for r in _OUTPUT_ORDER:
+        if urgent_only and not r.urgent:
+            break  # urgent rules come first
         evidence = context.fires(r.id)
         if evidence is None:
             continue

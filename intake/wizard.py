@@ -98,10 +98,12 @@ def earlier_answers(answers, slug):
     }
 
 
-def preview_flags(answers, thresholds):
+def preview_flags(answers, thresholds, *, urgent_only=False):
     """Return the flags the rules raise for ``answers`` right now, or None if unavailable."""
     try:
-        return rules.evaluate(answers, now=timezone.localtime(), thresholds=thresholds)
+        return rules.evaluate(
+            answers, now=timezone.localtime(), thresholds=thresholds, urgent_only=urgent_only
+        )
     except NotImplementedError:
         logger.warning("Flag rules are not available; preview skipped.")
         return None
@@ -423,7 +425,8 @@ class ScreeningWizard(NamedUrlWizardView):
         context = super().get_context_data(form=form, **kwargs)
         step = self.steps.current
         form_list = list(self.get_form_list())
-        flags = preview_flags(self.answers, self.thresholds)
+        # Every step shows the urgent banner; only the review step lists all flags.
+        flags = preview_flags(self.answers, self.thresholds, urgent_only=step != REVIEW)
         return_to = self.request.POST.get("return_to") or self.request.GET.get("return")
         context.update(
             draft=self.draft,

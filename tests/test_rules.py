@@ -1167,3 +1167,22 @@ def test_absent_derived_value_in_a_message_reads_not_calculated():
         "Untreated sleep apnea, or STOP-Bang score not calculated (high risk): Diagnosed sleep "
         "apnea? Yes, not treated or not using treatment. Sleep-apnea"
     )
+
+
+@pytest.mark.parametrize(
+    ("changes", "urgent_ids"),
+    [
+        ({}, []),
+        ({**CSSRS_THOUGHTS, "cssrs_4": "yes"}, ["SUI-01"]),
+        ({"cssrs_6": "yes"}, ["SUI-01"]),
+        ({**CSSRS_THOUGHTS, "cssrs_3": "yes", "phq_9": 3}, []),
+        ({"cssrs_6": "yes", "cssrs_6_3mo": "no", "cv_mi": "yes"}, []),
+        ({**CSSRS_THOUGHTS, "cssrs_5": "yes", "cv_mi": "yes"}, ["SUI-01"]),
+    ],
+)
+def test_urgent_only_returns_exactly_the_urgent_flags(changes, urgent_ids):
+    answers = screen(changes)
+    everything = evaluate(answers, now=NOW)
+    urgent = evaluate(answers, now=NOW, urgent_only=True)
+    assert urgent == [flag for flag in everything if flag.urgent]
+    assert ids(urgent) == urgent_ids
