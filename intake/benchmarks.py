@@ -610,8 +610,8 @@ def _staff_walk(browser, answers, *, until, think, rng, first_step):
     timed, then the GET of the page it redirects to. After the last step
     before review the user starts the draft again (the review page and the
     submission, which renders the PDF, are the pdf section's). Returns
-    ``[(kind, ms)]`` with kind ``"get"``, ``"post"`` or ``"next"`` (POST plus the
-    following GET: what the user waits for after "Next").
+    ``[(kind, slug, ms)]`` with kind ``"get"``, ``"post"`` or ``"next"`` (POST plus
+    the following GET: what the user waits for after "Next").
     """
     timed = []
 
@@ -621,7 +621,7 @@ def _staff_walk(browser, answers, *, until, think, rng, first_step):
         elapsed = (time.perf_counter() - started) * 1000
         if status != 200:
             raise RuntimeError(f"GET of step {slug} answered {status}")
-        timed.append(("get", elapsed))
+        timed.append(("get", slug, elapsed))
         return elapsed, CSRF_INPUT.search(page.decode()).group(1)
 
     slug = first_step
@@ -638,12 +638,13 @@ def _staff_walk(browser, answers, *, until, think, rng, first_step):
         posted = (time.perf_counter() - started) * 1000
         if status != 302:
             raise RuntimeError(f"POST of step {slug} answered {status}")
-        timed.append(("post", posted))
+        timed.append(("post", slug, posted))
+        posted_slug = slug
         slug = location.rstrip("/").rsplit("/", 1)[-1]
         if slug == "review":
             slug = first_step
         elapsed, token = get(slug)
-        timed.append(("next", posted + elapsed))
+        timed.append(("next", posted_slug, posted + elapsed))
     return timed
 
 
@@ -682,7 +683,7 @@ def _paced(browsers, answers, *, duration, think, first_step, seed=2):
 
 
 @section("http", quick={"users": 2, "per_user": 3, "paced_s": 3.0, "think_s": (0.1, 0.3)})
-def bench_http(*, users=20, per_user=40, paced_s=20.0, think_s=(1.0, 3.0), workers=2):
+def bench_http(*, users=20, per_user=40, paced_s=60.0, think_s=(1.0, 3.0), workers=2):
     """Return wizard step latency at 20 staff working at once, and saturation figures.
 
     Under gunicorn (``workers`` sync workers) on the loopback, ``users`` staff sign in:
@@ -756,7 +757,7 @@ def bench_http(*, users=20, per_user=40, paced_s=20.0, think_s=(1.0, 3.0), worke
         paced, paced_elapsed = _paced(
             browsers, answers, duration=paced_s, think=think_s, first_step=instrument.STEP_SLUGS[0]
         )
-        requests_ = [ms for kind, ms in paced if kind in ("get", "post")]
+        requests_ = [ms for kind, _slug, ms in paced if kind in ("get", "post")]
         paced_cpu = (_server_cpu_ms(server.pid) - cpu) / len(requests_)
 
         cpu = _server_cpu_ms(server.pid)
@@ -772,9 +773,13 @@ def bench_http(*, users=20, per_user=40, paced_s=20.0, think_s=(1.0, 3.0), worke
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-    gets = [ms for kind, ms in paced if kind == "get"]
-    posts = [ms for kind, ms in paced if kind == "post"]
-    nexts = [ms for kind, ms in paced if kind == "next"]
+    gets = [ms for kind, _slug, ms in paced if kind == "get"]
+    posts = [ms for kind, _slug, ms in paced if kind == "post"]
+    nexts = [ms for kind, _slug, ms in paced if kind == "next"]
+    by_step = {}
+    for kind, slug, ms in paced:
+        if kind in ("get", "post"):
+            by_step.setdefault(slug, []).append(ms)
     step_rps = len(step) / step_s
     hello_rps = len(hello) / hello_s
     return {
@@ -789,6 +794,10 @@ def bench_http(*, users=20, per_user=40, paced_s=20.0, think_s=(1.0, 3.0), worke
         "http_paced_post_p95_ms": round(percentile(posts, 0.95), 1),
         "http_paced_next_p95_ms": round(percentile(nexts, 0.95), 1),
         "http_paced_server_cpu_ms": round(paced_cpu, 1),
+        # Per step (its GETs and POSTs): which steps make the tail.
+        "http_paced_step_median_ms": {
+            slug: round(statistics.median(times), 1) for slug, times in by_step.items()
+        },
         # Closed loop, no think time: a stress figure (saturation), not the goal's.
         "http_step_rps": round(step_rps, 1),
         "http_hello_rps": round(hello_rps, 1),

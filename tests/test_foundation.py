@@ -34,6 +34,26 @@ def test_production_settings_refuse_to_start_without_secret_key():
     assert "DJANGO_SECRET_KEY must be set" in result.stderr
 
 
+def test_wsgi_loads_the_views_and_freezes_them_out_of_the_garbage_collector():
+    import subprocess
+    import sys
+
+    probe = (
+        "import gc, sys; import intake.wsgi; print(gc.get_freeze_count(), "
+        "'intake.app_urls' in sys.modules, 'intake.admin' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={"PATH": "/usr/bin:/bin", "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "x" * 50},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    frozen, urls_loaded, admin_loaded = result.stdout.split()
+    assert int(frozen) > 10_000
+    assert urls_loaded == admin_loaded == "True"
+
+
 @pytest.mark.django_db
 def test_roles_exist_with_expected_permissions():
     perms = {
