@@ -7,6 +7,7 @@ action goes through one service in ``intake.reviews``.
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
@@ -140,6 +141,20 @@ class SeverityFilter(admin.SimpleListFilter):
 # Screenings: the queue and the review page
 
 
+class QueueChangeList(ChangeList):
+    """The queue's change list: without a filter or search, its count is the total.
+
+    With ``show_full_result_count = False`` Django never knows the total, so it
+    offered "N results (Show all)" on every page, even with nothing to show
+    more of. Unfiltered, the one COUNT it runs is the total.
+    """
+
+    def get_results(self, request):
+        super().get_results(request)
+        if self.full_result_count is None and not (self.has_active_filters or self.query):
+            self.full_result_count = self.result_count
+
+
 @admin.register(Screening)
 class ScreeningAdmin(admin.ModelAdmin):
     list_display = (
@@ -166,6 +181,9 @@ class ScreeningAdmin(admin.ModelAdmin):
     # One COUNT per page view, not two: the unfiltered total costs a scan of the queue.
     show_full_result_count = False
     actions = ["export_csv"]
+
+    def get_changelist(self, request, **kwargs):
+        return QueueChangeList
 
     # -- queue columns ------------------------------------------------------
 

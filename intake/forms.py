@@ -112,6 +112,8 @@ class MedListWidget(forms.Widget):
             {"index": index, **row} for index, row in enumerate(rows[: instrument.MED_MAX_ROWS])
         ]
         context["widget"]["max_rows"] = instrument.MED_MAX_ROWS
+        # The wizard prefixes each field with its step: "<step>-<code>".
+        context["widget"]["step"] = name.rsplit("-", 1)[0]
         context["widget"]["name_max"] = instrument.MED_NAME_MAX
         context["widget"]["field_max"] = instrument.MED_FIELD_MAX
         return context

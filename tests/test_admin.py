@@ -371,6 +371,22 @@ def test_queue_lists_the_most_urgent_first_then_most_review_flags_then_oldest(
     assert shown == [s.pk for s in expected]
 
 
+def test_queue_offers_show_all_only_when_filtered_or_searched(client, clinician, staff_user):
+    flagged_screening(staff_user, ["SUI-01"], last_name="Urgent")
+    flagged_screening(staff_user, [], last_name="Quiet")
+    client.force_login(clinician)
+    url = reverse("admin:intake_screening_changelist")
+    unfiltered = client.get(url)
+    assert unfiltered.context["cl"].full_result_count == 2
+    assert "Show all" not in unfiltered.content.decode()
+    for query in ({"urgent": "yes"}, {"q": "Quiet"}):
+        filtered = client.get(url, query)
+        cl = filtered.context["cl"]
+        assert cl.result_count == 1 and cl.full_result_count is None
+        assert "1 result (" in filtered.content.decode()
+        assert "Show all" in filtered.content.decode()
+
+
 def test_queue_shows_flag_counts_as_text_badges_and_who_is_reviewing(client, clinician, staff_user):
     screening = flagged_screening(staff_user, ["SUI-01", "BP-02", "BP-01", "AGE-02"])
     clinician.first_name, clinician.last_name = "Sam", "Okafor"

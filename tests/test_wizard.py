@@ -485,6 +485,28 @@ def test_review_lists_answers_unsure_derived_meds_and_flags(staff_client):
     assert "Flags are prompts for clinician review, not a treatment decision." in body
 
 
+def test_without_javascript_save_and_add_more_rows_keeps_the_rows_and_adds_two(staff_client):
+    draft = start(staff_client)
+    meds = [{"name": f"Medicine {n}", "dose": f"{n} mg", "frequency": "daily"} for n in range(1, 4)]
+    answers = quiet_answers(med_none=False, medications=meds)
+    for slug in applicable_steps(answers)[: applicable_steps(answers).index("medications")]:
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    page = staff_client.get(step_url(draft, "medications")).content.decode()
+    assert 'name="wizard_goto_step" value="medications"' in page  # the no-script button
+    assert page.count("data-med-row") == 3
+    response = staff_client.post(
+        step_url(draft, "medications"),
+        post_data("medications", answers, wizard_goto_step="medications"),
+    )
+    assert response["Location"] == step_url(draft, "medications")
+    page = staff_client.get(response["Location"]).content.decode()
+    assert page.count("data-med-row") == 5  # the three typed rows, then two blank ones
+    for row in meds:
+        assert f'value="{row["name"]}"' in page
+    draft.refresh_from_db()
+    assert [row["name"] for row in draft.answers["medications"]] == [m["name"] for m in meds]
+
+
 def test_review_without_flags_says_a_clinician_still_reviews(staff_client):
     draft = start(staff_client)
     answers = quiet_answers()

@@ -139,7 +139,12 @@
   Array.prototype.forEach.call(form.querySelectorAll("[data-med-list]"), function (list) {
     var body = list.querySelector("tbody");
     var addButton = list.querySelector("[data-med-add]");
+    var moreButton = list.querySelector("[data-med-more]");
     var maxRows = Number(list.getAttribute("data-max-rows"));
+    // With this script rows are added in place; the round-trip button is for no script.
+    if (moreButton) {
+      moreButton.hidden = true;
+    }
     var name = list.getAttribute("data-name");
     var idBase = list.getAttribute("data-id");
 

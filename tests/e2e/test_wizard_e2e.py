@@ -287,8 +287,17 @@ def test_branching_shows_and_hides_questions(signed_in_page, live_server, e2e_st
     page.goto(live_server.url + step_path(draft.pk, "medications"))
     rows = page.locator("[data-med-row]")
     before = rows.count()
+    assert page.locator("[data-med-more]").is_hidden()  # the no-script round trip
     page.click("[data-med-add]")
     assert rows.count() == before + 1
+    # Enter in a medicine's name is "Next", not the list's own (no-script) button.
+    page.fill('[name="medications-medications-0-name"]', "Sertraline")
+    with page.expect_navigation():
+        page.press('[name="medications-medications-0-name"]', "Enter")
+    # "Next" validated the step: its errors show (the confirmation is not answered
+    # yet); the list's own button would have saved without checking anything.
+    assert page.locator("#error-summary").is_visible()
+    assert page.input_value('[name="medications-medications-0-name"]') == "Sertraline"
     page.check('[name="medications-med_none"]')
     assert page.locator('[data-question="medications"]').is_hidden()
 
