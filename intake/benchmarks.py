@@ -457,7 +457,7 @@ def _time_changelist(client, repeat):
 
 
 @section("queue", quick={"sizes": (20, 300), "repeat": 2})
-def bench_queue(*, sizes=(100, 100_000), repeat=15):
+def bench_queue(*, sizes=(100, 100_000), repeat=25):
     """Return the queue page's median time and query count at two numbers of screenings."""
     small, large = sizes
     rng = random.Random(20260101)
