@@ -78,6 +78,73 @@ class StrictDecimalField(forms.DecimalField):
         return None if number is None else number.quantize(self.quantum)
 
 
+def attrs_markup(attrs):
+    """Return ``attrs`` as Django's ``attrs.html`` writes them (False left out, True bare)."""
+    return "".join(
+        format_html(" {}", name) if value is True else format_html(' {}="{}"', name, value)
+        for name, value in attrs.items()
+        if value is not False
+    )
+
+
+class PythonMarkup:
+    """Write the widget's markup in Python, byte for byte what Django's template writes.
+
+    Django renders every ``<input>`` through two templates (the widget's, which
+    includes ``input.html``, which includes ``attrs.html``): about a millisecond
+    of a step like "Vitals" for a one-line tag. The context is still Django's
+    own (``get_context``: value formatting, ``checked``, aria attributes), so
+    only the last step changes; ``tests/test_forms.py`` compares the two on
+    every such question, blank, typed and invalid.
+    """
+
+    def render(self, name, value, attrs=None, renderer=None):
+        return mark_safe(self.markup(self.get_context(name, value, attrs)["widget"]))
+
+
+class PythonInput(PythonMarkup):
+    def markup(self, widget):
+        value = "" if widget["value"] is None else format_html(' value="{}"', widget["value"])
+        return (
+            format_html('<input type="{}" name="{}"', widget["type"], widget["name"])
+            + value
+            + attrs_markup(widget["attrs"])
+            + ">"
+        )
+
+
+class TextInput(PythonInput, forms.TextInput):
+    pass
+
+
+class NumberInput(PythonInput, forms.NumberInput):
+    pass
+
+
+class DateInput(PythonInput, forms.DateInput):
+    pass
+
+
+class DateTimeInput(PythonInput, forms.DateTimeInput):
+    pass
+
+
+class CheckboxInput(PythonInput, forms.CheckboxInput):
+    pass
+
+
+class Textarea(PythonMarkup, forms.Textarea):
+    def markup(self, widget):
+        value = format_html("{}", widget["value"]) if widget["value"] else ""
+        return (
+            format_html('<textarea name="{}"', widget["name"])
+            + attrs_markup(widget["attrs"])
+            + ">\n"
+            + value
+            + "</textarea>"
+        )
+
+
 class MedListWidget(forms.Widget):
     """Repeating medication rows: ``<name>-<i>-name``, ``-dose``, ``-frequency``."""
 
@@ -187,7 +254,7 @@ def make_field(q):
         return StrictIntegerField(
             min_value=q.min_value,
             max_value=q.max_value,
-            widget=forms.NumberInput(attrs={"inputmode": "numeric", "step": "1"}),
+            widget=NumberInput(attrs={"inputmode": "numeric", "step": "1"}),
             **common,
         )
     if q.type == instrument.DECIMAL:
@@ -195,30 +262,30 @@ def make_field(q):
             decimal_places=q.decimal_places,
             min_value=q.min_value,
             max_value=q.max_value,
-            widget=forms.NumberInput(attrs={"inputmode": "decimal"}),
+            widget=NumberInput(attrs={"inputmode": "decimal"}),
             **common,
         )
     if q.type == instrument.DATE:
         return forms.DateField(
             input_formats=["%Y-%m-%d"],
-            widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            widget=DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
             **common,
         )
     if q.type == instrument.DATETIME:
         return forms.DateTimeField(
             input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
-            widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+            widget=DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
             **common,
         )
     if q.type == instrument.TEXT:
         widget = (
-            forms.Textarea(attrs={"rows": 3})
+            Textarea(attrs={"rows": 3})
             if (q.max_length or 0) >= TEXTAREA_MIN_LENGTH
-            else forms.TextInput(attrs={"autocomplete": "off"})
+            else TextInput(attrs={"autocomplete": "off"})
         )
         return forms.CharField(max_length=q.max_length, strip=True, widget=widget, **common)
     if q.type == instrument.BOOL:
-        return forms.BooleanField(**common)
+        return forms.BooleanField(widget=CheckboxInput, **common)
     if q.type == instrument.MED_LIST:
         return MedListField(**common)
     raise ValueError(f"Unknown question type {q.type!r}")

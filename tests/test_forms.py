@@ -4,11 +4,12 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django import forms
 from django.template import Context
 from django.utils import timezone
 
 from intake import instrument, thresholds
-from intake.forms import INNER_MARKER, step_form_class, step_form_helper
+from intake.forms import INNER_MARKER, PythonMarkup, step_form_class, step_form_helper
 from tests.factories import quiet_answers
 from tests.wizard_helpers import post_data
 
@@ -397,3 +398,74 @@ def test_forms_share_their_fields_and_never_change_them(slug):
         )
     after = {code: _field_state(field) for code, field in form_class.base_fields.items()}
     assert after == before
+
+
+AWKWARD_VALUES = [
+    None,
+    "",
+    "  ",
+    "a <b> & \"c\" 'd'",
+    "ünïcødé ✓ 中文",
+    "x" * 600,
+    0,
+    -1,
+    Decimal("72.50"),
+    dt.date(1980, 2, 29),
+    dt.datetime(2026, 11, 22, 8, 5, tzinfo=dt.UTC),
+    True,
+    False,
+]
+
+
+def python_written_widgets(slug):
+    return {
+        code: field.widget
+        for code, field in step_form_class(slug).base_fields.items()
+        if isinstance(field.widget, PythonMarkup)
+    }
+
+
+STEPS_WITH_INPUTS = [s.slug for s in instrument.STEPS if python_written_widgets(s.slug)]
+
+
+def test_every_input_kind_is_written_in_python():
+    kinds = {
+        type(widget).__name__
+        for slug in STEPS_WITH_INPUTS
+        for widget in python_written_widgets(slug).values()
+    }
+    assert kinds == {
+        "TextInput",
+        "NumberInput",
+        "DateInput",
+        "DateTimeInput",
+        "CheckboxInput",
+        "Textarea",
+    }
+
+
+@pytest.mark.parametrize("slug", STEPS_WITH_INPUTS)
+def test_python_written_inputs_equal_djangos_templates(slug):
+    """Every input written in Python is exactly what Django's widget templates write."""
+    python_written = python_written_widgets(slug)
+    bad = {f"{slug}-{code}": '<"bad">\u00e9' for code in python_written}
+    forms_ = [make_form(slug, {}), make_form(slug, bad)]
+    if slug != "pregnancy":
+        forms_.append(form_for(slug))
+    compared = 0
+    for form in forms_:
+        form.is_valid()
+        for code, widget in python_written.items():
+            bound = form[code]
+            for extra in ({}, {"class": "form-control is-invalid"}):
+                attrs = bound.build_widget_attrs(dict(extra), widget)
+                attrs.setdefault("id", bound.auto_id)
+                values = [bound.value(), *AWKWARD_VALUES]
+                for value in values:
+                    ours = widget.render(bound.html_name, value, attrs, form.renderer)
+                    djangos = forms.Widget.render(
+                        widget, bound.html_name, value, attrs, form.renderer
+                    )
+                    assert ours == djangos, (code, value)
+                    compared += 1
+    assert compared >= len(python_written) * 2 * len(AWKWARD_VALUES)
