@@ -54,6 +54,54 @@ def test_wsgi_loads_the_views_and_freezes_them_out_of_the_garbage_collector():
     assert urls_loaded == admin_loaded == "True"
 
 
+SQLITE_PROBE = (
+    "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'intake.settings'; django.setup(); "
+    "from django.db import connection; cursor = connection.cursor(); "
+    "print(cursor.execute('PRAGMA journal_mode').fetchone()[0], "
+    "cursor.execute('PRAGMA synchronous').fetchone()[0])"
+)
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"), [(None, "wal 1"), ("full", "wal 2"), ("EXTRA", "wal 3")]
+)
+def test_sqlite_runs_write_ahead_with_the_chosen_synchronous_level(tmp_path, setting, expected):
+    import subprocess
+    import sys
+
+    env_ = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "x" * 50,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'probe.sqlite3'}",
+    }
+    if setting is not None:
+        env_["DJANGO_SQLITE_SYNCHRONOUS"] = setting
+    result = subprocess.run(
+        [sys.executable, "-c", SQLITE_PROBE], env=env_, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == expected.split()
+
+
+def test_sqlite_synchronous_off_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import intake.settings"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "x" * 50,
+            "DJANGO_SQLITE_SYNCHRONOUS": "OFF",
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "DJANGO_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA" in result.stderr
+
+
 @pytest.mark.django_db
 def test_roles_exist_with_expected_permissions():
     perms = {
