@@ -481,7 +481,7 @@ def test_csrf_failure_explains_itself(staff_user):
 def test_role_backend_grants_exactly_what_djangos_model_backend_grants(make_user):
     from django.contrib.auth import get_user_model
     from django.contrib.auth.backends import ModelBackend
-    from django.contrib.auth.models import AnonymousUser, Permission
+    from django.contrib.auth.models import AnonymousUser, Group, Permission
 
     from intake.models import Role
     from intake.security import RoleBackend
@@ -495,7 +495,9 @@ def test_role_backend_grants_exactly_what_djangos_model_backend_grants(make_user
     inactive.is_active = False
     inactive.save()
     superuser = get_user_model().objects.create_superuser("root", password=PASSWORD)
-    people = [*users, direct, both, inactive, superuser, make_user("nobody")]
+    two_roles = make_user("two-roles", Role.INTAKE_STAFF)
+    two_roles.groups.add(Group.objects.get(name=Role.CLINICIAN))
+    people = [*users, direct, both, two_roles, inactive, superuser, make_user("nobody")]
     User = get_user_model()
     for person in people:
         ours = RoleBackend().get_all_permissions(User.objects.get(pk=person.pk))
