@@ -14,6 +14,7 @@ import re
 import secrets
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -171,9 +172,26 @@ def run(names=None, *, quick=False):
         ) from None
     results = {}
     with throwaway_database():
+        results["database"] = describe_database()
         for name in names or SECTIONS:
             results.update(SECTIONS[name](**(QUICK[name] if quick else {})))
     return results
+
+
+def describe_database():
+    """Return the database the figures were measured on, with how its commits reach the disk."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("PRAGMA journal_mode")
+            journal = cursor.fetchone()[0]
+            cursor.execute("PRAGMA synchronous")
+            level = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[cursor.fetchone()[0]]
+            return f"SQLite {sqlite3.sqlite_version}, journal_mode={journal}, synchronous={level}"
+        cursor.execute("SHOW server_version")
+        version = cursor.fetchone()[0]
+        cursor.execute("SHOW synchronous_commit")
+        return f"PostgreSQL {version}, synchronous_commit={cursor.fetchone()[0]}"
 
 
 @contextlib.contextmanager

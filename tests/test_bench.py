@@ -55,5 +55,7 @@ def test_bench_quick_prints_one_json_object_with_every_figure():
     for key in REQUIRED_KEYS:
         assert key in results, key
         assert isinstance(results[key], int | float) and not isinstance(results[key], bool), key
+    assert results["database"].startswith(("SQLite ", "PostgreSQL "))
+    assert "synchronous" in results["database"]
     assert results["evaluate_flags"] > 0
     assert set(results["wizard_steps"]) >= {"patient", "review"}
