@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django import forms
-from django.template import Context, Template
+from django.template import Context
 from django.utils import timezone
 
 from intake import instrument, thresholds
@@ -469,19 +469,3 @@ def test_python_written_inputs_equal_djangos_templates(slug):
                     assert ours == djangos, (code, value)
                     compared += 1
     assert compared >= len(python_written) * 2 * len(AWKWARD_VALUES)
-
-
-@pytest.mark.parametrize("slug", [s.slug for s in instrument.STEPS])
-def test_step_questions_tag_renders_what_the_crispy_tag_renders(slug):
-    """The page's ``{% step_questions %}`` skips crispy's wrapper templates, not any markup."""
-    crispy = Template("{% load crispy_forms_tags %}{% crispy form %}")
-    ours = Template("{% load intake_forms %}{% step_questions form %}")
-    codes = step_form_class(slug).base_fields
-    forms_ = [make_form(slug, {}), make_form(slug, {f"{slug}-{code}": "<b>" for code in codes})]
-    if slug != "pregnancy":
-        forms_.append(form_for(slug))
-    for form in forms_:
-        form.is_valid()
-        expected = " ".join(crispy.render(Context({"form": form})).split())
-        assert " ".join(ours.render(Context({"form": form})).split()) == expected
-        assert expected.count("data-question=") == len(codes)
