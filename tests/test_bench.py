@@ -32,6 +32,13 @@ def test_every_section_is_registered_with_quick_sizes():
     assert set(benchmarks.QUICK) == set(benchmarks.SECTIONS)
 
 
+def test_a_full_run_opens_the_queue_last():
+    order = benchmarks.default_order()
+    assert sorted(order) == sorted(benchmarks.SECTIONS)
+    assert order[-1] == "queue"
+    assert order.index("http") < order.index("queue")
+
+
 def test_percentile_is_nearest_rank():
     values = list(range(1, 101))
     assert benchmarks.percentile(values, 0.95) == 95
