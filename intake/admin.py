@@ -214,7 +214,9 @@ class ScreeningAdmin(admin.ModelAdmin):
     def submitter(self, obj):
         return reviews.display_name(obj.submitted_by)
 
-    @admin.display(description=_("Flags"), ordering="-urgent_count")
+    # The field of the queue's default order, so the header shows that order
+    # (most urgent first) instead of only its last key, "Submitted".
+    @admin.display(description=_("Flags"), ordering="urgent_count")
     def flag_summary(self, obj):
         return flag_badges(obj)
 

@@ -371,6 +371,21 @@ def test_queue_lists_the_most_urgent_first_then_most_review_flags_then_oldest(
     assert shown == [s.pk for s in expected]
 
 
+def test_queue_headers_show_its_default_order_most_urgent_first(client, clinician, staff_user):
+    flagged_screening(staff_user, ["SUI-01"])
+    client.force_login(clinician)
+    response = client.get(reverse("admin:intake_screening_changelist"))
+    cl = response.context["cl"]
+    columns = {name: index for index, name in enumerate(cl.list_display)}
+    assert list(cl.get_ordering_field_columns().items()) == [
+        (columns["flag_summary"], "desc"),
+        (columns["submitted"], "asc"),
+    ]
+    page = response.content.decode()
+    assert 'class="sortable column-flag_summary sorted descending"' in page
+    assert 'class="sortable column-submitted sorted ascending"' in page
+
+
 def test_queue_offers_show_all_only_when_filtered_or_searched(client, clinician, staff_user):
     flagged_screening(staff_user, ["SUI-01"], last_name="Urgent")
     flagged_screening(staff_user, [], last_name="Quiet")
