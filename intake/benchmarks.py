@@ -636,7 +636,7 @@ def _staff_walk(browser, answers, *, until, think, rng, first_step):
     answers for ``think`` seconds (uniform), then presses "Next": the POST is
     timed, then the GET of the page it redirects to. After the last step
     before review the user starts the draft again (the review page and the
-    submission, which renders the PDF, are the pdf section's). Returns
+    submission are the wizard section's, the PDF the pdf section's). Returns
     ``[(kind, slug, ms)]`` with kind ``"get"``, ``"post"`` or ``"next"`` (POST plus
     the following GET: what the user waits for after "Next").
     """
