@@ -125,9 +125,13 @@ class Compare(Condition):
     value: Any
 
     def __call__(self, answers, thresholds):
-        if self.code not in answers:
+        value = answers.get(self.code)
+        if value is None or isinstance(value, bool | str):
             return False
-        return _OPS[self.op](answers[self.code], _resolve(self.value, thresholds))
+        try:
+            return _OPS[self.op](value, _resolve(self.value, thresholds))
+        except (TypeError, ArithmeticError):  # not a number, or Decimal("NaN"): false (2.6)
+            return False
 
     def codes(self):
         return {self.code}

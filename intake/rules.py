@@ -137,7 +137,7 @@ def _gt_or_unknown(value, limit):
         return None
     try:
         return 1 if value > limit else 0
-    except TypeError:
+    except (TypeError, ArithmeticError):
         return None
 
 
@@ -308,7 +308,7 @@ def _compare(code, limit, test):
             return None
         try:
             ok = test(x, c.t[limit] if isinstance(limit, str) else limit)
-        except TypeError:
+        except (TypeError, ArithmeticError):  # not a number, or Decimal("NaN"): false
             return None
         return [_item(code, x)] if ok else None
 

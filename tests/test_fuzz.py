@@ -527,3 +527,42 @@ def test_answers_round_trip_through_the_codec(answers, now):
     encoded = instrument.encode_answers(answers)
     json.dumps(encoded)
     assert instrument.decode_answers(json.loads(json.dumps(encoded))) == answers
+
+
+# INSTRUMENT.md 6.1: evaluate "must not assume that step validation ran". Imported
+# data or a validation defect can put any JSON-like value under any code.
+junk_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**6), max_value=10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.lists(st.one_of(st.none(), st.integers(), st.text(max_size=5)), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
+    st.dates(),
+)
+junk_answers = st.dictionaries(st.sampled_from(sorted(instrument.QUESTIONS)), junk_values)
+
+
+@RULES_SETTINGS
+@given(typed=answers_strategy, junk=junk_answers, now=nows)
+def test_evaluate_never_raises_on_wrongly_typed_answers(typed, junk, now):
+    check_flags(rules.evaluate({**typed, **junk}, now=now))
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        {"vit_sbp": None},
+        {"vit_sbp": "150"},
+        {"vit_sbp": 190, "vit_dbp": "95"},
+        {"ciwa_ar": Decimal("NaN")},
+        {"vit_bac": Decimal("NaN")},
+        {"audc_1": "4"},
+    ],
+)
+def test_evaluate_treats_a_wrongly_typed_comparison_as_false(junk):
+    # Regression examples of the property above (each raised before).
+    answers = {**quiet_answers(), **junk}
+    check_flags(rules.evaluate(answers, now=dt.datetime(2025, 6, 15, 12, tzinfo=dt.UTC)))
