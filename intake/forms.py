@@ -38,19 +38,22 @@ def is_empty(value):
 
 
 class StrictIntegerField(forms.IntegerField):
-    """An integer field that rejects decimals (``72.5`` and ``72.0``) instead of truncating."""
+    """An integer field that rejects a fraction (``72.5``) instead of truncating it.
+
+    ``72.0`` is exactly 72, so it is accepted as 72: nothing is rounded.
+    """
 
     default_error_messages = {"invalid": gettext_lazy("Enter a whole number.")}
-    pattern = re.compile(r"^[+-]?\d+$")
+    pattern = re.compile(r"^([+-]?\d+)(?:\.0*)?$")
 
     def to_python(self, value):
         if value in self.empty_values:
             return None
-        text = str(value).strip()
-        if not self.pattern.match(text):
+        match = self.pattern.match(str(value).strip())
+        if not match:
             raise ValidationError(self.error_messages["invalid"], code="invalid")
         try:
-            return int(text)
+            return int(match.group(1))
         except ValueError:  # more digits than Python converts (about 4,300)
             raise ValidationError(self.error_messages["invalid"], code="invalid") from None
 
@@ -71,6 +74,15 @@ class StrictDecimalField(forms.DecimalField):
             raise ValidationError(self.error_messages["invalid"], code="invalid") from None
         if not number.is_finite():
             raise ValidationError(self.error_messages["invalid"], code="invalid")
+        if number.as_tuple().exponent < self.quantum.as_tuple().exponent:
+            # "80.10" is exactly 80.1: zeros beyond the stated places are dropped.
+            # Any other digit there is left for the validator to reject, never rounded.
+            try:
+                exact = number.quantize(self.quantum)
+            except InvalidOperation:  # too many digits to quantize: the validator decides
+                return number
+            if exact == number:
+                return exact
         return number
 
     def clean(self, value):
