@@ -401,8 +401,11 @@ class StepForm(forms.Form):
             }
         if q.type == instrument.DATE:
             return self.check_date(q, value, kept)
-        if q.type == instrument.DATETIME and q.not_future and value > self.now:
-            return _("This cannot be in the future.")
+        if q.type == instrument.DATETIME:
+            if q.not_future and value > self.now:
+                return _("This cannot be in the future.")
+            if q.past_event and self.before_birth(timezone.localdate(value), kept):
+                return _("This date cannot be before the date of birth.")
         if q.plausible_min is not None and not (q.plausible_min <= value <= q.plausible_max):
             key = plausibility_key(value)
             if self.acknowledged.get(q.code) == key:
@@ -427,11 +430,14 @@ class StepForm(forms.Form):
             return _("This date cannot be after the screening date (%(date)s).") % {
                 "date": today.isoformat()
             }
-        if q.past_event:
-            dob = kept.get("date_of_birth")
-            if isinstance(dob, dt.date) and value < dob:
-                return _("This date cannot be before the date of birth.")
+        if q.past_event and self.before_birth(value, kept):
+            return _("This date cannot be before the date of birth.")
         return None
+
+    @staticmethod
+    def before_birth(day, kept):
+        dob = kept.get("date_of_birth")
+        return isinstance(dob, dt.date) and day < dob
 
 
 QUESTION_TEMPLATES = {

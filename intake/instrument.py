@@ -972,6 +972,7 @@ ALCOHOL = Step(
             "alc_last_drink",
             "Date and time of last alcoholic drink",
             DATETIME,
+            past_event=True,
             not_future=True,
             shown_when=AllOf((ALCOHOL_QUESTIONS_APPLY, Eq("alc_last_drink_unknown", "no"))),
             basis="A5, A6, A9",

@@ -225,19 +225,23 @@ def test_past_event_not_after_screening_date_nor_before_birth():
     assert fine.is_valid(), fine.errors
 
 
+# Alcohol answers under which the time of the last drink is asked.
+LAST_DRINK_ASKED = {
+    "audc_1": 2,
+    "audc_2": 1,
+    "audc_3": 0,
+    "alc_last_drink_unknown": "no",
+    "alc_daily": "no",
+    "alc_morning": "no",
+    "aw_sx_now": ["none"],
+    "aw_hx_seizure": "no",
+    "aw_hx_dt": "no",
+    "aw_prior_episodes": 0,
+}
+
+
 def test_last_drink_cannot_be_in_the_future_and_is_aware_in_clinic_time():
-    base = {
-        "audc_1": 2,
-        "audc_2": 1,
-        "audc_3": 0,
-        "alc_last_drink_unknown": "no",
-        "alc_daily": "no",
-        "alc_morning": "no",
-        "aw_sx_now": ["none"],
-        "aw_hx_seizure": "no",
-        "aw_hx_dt": "no",
-        "aw_prior_episodes": 0,
-    }
+    base = LAST_DRINK_ASKED
     later = timezone.now() + dt.timedelta(hours=3)
     form = form_for("alcohol", alc_last_drink=later, **base)
     assert not form.is_valid()
@@ -248,6 +252,17 @@ def test_last_drink_cannot_be_in_the_future_and_is_aware_in_clinic_time():
     assert value.tzinfo is not None
     assert timezone.localtime(value).strftime("%Y-%m-%d %H:%M") == "2024-03-01 21:30"
     assert str(timezone.localtime(value).tzinfo) == str(timezone.get_default_timezone())
+
+
+def test_last_drink_cannot_be_before_the_date_of_birth():
+    dob = quiet_answers()["date_of_birth"]
+    base = LAST_DRINK_ASKED
+    day_before = (dob - dt.timedelta(days=1)).isoformat()
+    form = form_for("alcohol", extra={"alcohol-alc_last_drink": f"{day_before}T23:30"}, **base)
+    assert not form.is_valid()
+    assert "date of birth" in form.errors["alc_last_drink"][0]
+    form = form_for("alcohol", extra={"alcohol-alc_last_drink": f"{dob.isoformat()}T00:30"}, **base)
+    assert form.is_valid(), form.errors
 
 
 def test_med_list_drops_blank_rows_and_strips():
