@@ -95,16 +95,28 @@ class ThresholdsForm(forms.Form):
         super().__init__(*args, **kwargs)
         current = current or thresholds.DEFAULTS
         for name, (default, unit, used_by) in thresholds.SPEC.items():
-            self.fields[name] = forms.DecimalField(
-                label=name,
-                help_text=_("%(unit)s · used by %(used)s · default %(default)s")
+            common = {
+                "label": name,
+                "help_text": _("%(unit)s · used by %(used)s · default %(default)s")
                 % {"unit": unit, "used": used_by, "default": default},
-                initial=current[name],
-                min_value=0,
-                max_digits=8,
-                decimal_places=2,
-                widget=forms.NumberInput(attrs={"step": "any"}),
-            )
+                "initial": current[name],
+                "min_value": 0,
+            }
+            if unit in thresholds.WHOLE_UNITS:
+                self.fields[name] = forms.IntegerField(
+                    **common,
+                    max_value=10**6,
+                    error_messages={
+                        "invalid": _("Enter a whole number of %(unit)s.") % {"unit": unit}
+                    },
+                )
+            else:
+                self.fields[name] = forms.DecimalField(
+                    **common,
+                    max_digits=8,
+                    decimal_places=2,
+                    widget=forms.NumberInput(attrs={"step": "any"}),
+                )
         self.fields["note"] = forms.CharField(
             label=_("Reason for the change"),
             widget=forms.Textarea(attrs={"rows": 2}),

@@ -40,6 +40,10 @@ SPEC = {
 
 DEFAULTS = {name: default for name, (default, _unit, _used) in SPEC.items()}
 
+# Units of whole counts: calendar months (``within_months``), years of age, score
+# points and episodes. A fraction of one has no meaning, so the editor refuses it.
+WHOLE_UNITS = frozenset({"months", "years", "points", "episodes"})
+
 # (greater, lesser): the first must be strictly greater than the second.
 CONSISTENCY = (
     ("bp_review_sbp", "bp_caution_sbp"),

@@ -644,6 +644,34 @@ def test_threshold_form_rejects_impossible_combinations(client, clinic_admin):
     assert not ThresholdSet.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("recent_event_months", "6.5", "Enter a whole number of months."),
+        ("stopbang_high", "5.5", "Enter a whole number of points."),
+        ("age_min", "17.5", "Enter a whole number of years."),
+        ("withdrawal_episodes", "1.5", "Enter a whole number of episodes."),
+    ],
+)
+def test_threshold_form_refuses_a_fraction_of_a_whole_count(
+    client, clinic_admin, name, value, message
+):
+    # within_months() counts calendar months: 6.5 would silently act as 6.
+    client.force_login(clinic_admin)
+    data = {name_: str(default) for name_, default in thresholds.DEFAULTS.items()}
+    data.update({name: value, "note": "x"})
+    response = client.post(reverse("admin:intake_thresholdset_add"), data)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not ThresholdSet.objects.exists()
+    data.update({name: value.split(".")[0] + ".0", "last_drink_hours": "12.5"})
+    response = client.post(reverse("admin:intake_thresholdset_add"), data)
+    assert response.status_code == 302
+    values = ThresholdSet.objects.get().values
+    assert values[name] == int(value.split(".")[0])
+    assert values["last_drink_hours"] == "12.5"  # hours may be fractional
+
+
 def test_clinic_admins_cannot_grant_superuser_or_edit_a_superuser(client, clinic_admin, ladder):
     client.force_login(clinic_admin)
     target = ladder["staff"]
