@@ -72,7 +72,13 @@ def screening(request, pk):
     record = get_object_or_404(services.screenings_visible_to(request.user), pk=pk)
     flags = list(record.flags.all())
     flags.sort(key=lambda flag: (not flag.urgent, flag.position))
-    review = record.reviews.filter(voided_at__isnull=True).order_by("-signed_at").first()
+    review = (
+        record.reviews.filter(voided_at__isnull=True)
+        .select_related("clinician")
+        .order_by("-signed_at")
+        .first()
+    )
+    addenda = list(record.addenda.select_related("author"))
     audit.record(action="intake.screening.viewed", request=request, obj=record)
     return render(
         request,
@@ -83,6 +89,7 @@ def screening(request, pk):
             "urgent_flags": [flag for flag in flags if flag.urgent],
             "suicide_protocol": settings.SUICIDE_SAFETY_PROTOCOL,
             "review": review,
+            "addenda": addenda,
             "sections": presentation.snapshot_sections(record, tz=timezone.get_current_timezone()),
             "derived": record.derived,
             "pdf_url": optional_url("intake:screening_pdf", record.pk),

@@ -1,8 +1,11 @@
 """Staff pages: home, new screening, wizard and screening page; who sees what; audit; wording."""
 
+import datetime as dt
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from intake.models import AuditEvent, Role
@@ -220,6 +223,80 @@ def test_screening_page_shows_latest_signed_review(client, staff_user, clinician
     body = client.get(screening.get_absolute_url()).content.decode()
     assert "More information needed" in body
     assert "Call GP." in body
+
+
+def add_addendum(screening, author, text, signed_at):
+    from intake.models import Addendum
+
+    return Addendum.objects.create(
+        screening=screening, author=author, text=text, signed_at=signed_at
+    )
+
+
+def test_screening_page_shows_each_addendum_with_author_and_local_time(
+    client, staff_user, clinician
+):
+    screening = make_screening(staff_user)
+    clinician.first_name, clinician.last_name = "Dana", "Reyes"
+    clinician.save()
+    # Added out of order: the page lists them by signing time, as the PDF does.
+    add_addendum(
+        screening,
+        clinician,
+        "Second: BP recheck 128/82.",
+        dt.datetime(2024, 7, 2, 16, 5, tzinfo=dt.UTC),
+    )
+    add_addendum(
+        screening,
+        clinician,
+        "First: GP letter received.",
+        dt.datetime(2024, 7, 1, 13, 30, tzinfo=dt.UTC),
+    )
+    client.force_login(staff_user)
+    body = client.get(screening.get_absolute_url()).content.decode()
+    assert "Addenda" in body
+    # America/New_York (EDT in July): 13:30 UTC is 09:30 local.
+    assert "Signed by Dana Reyes at 2024-07-01 09:30 EDT" in body
+    assert "Signed by Dana Reyes at 2024-07-02 12:05 EDT" in body
+    assert body.index("First: GP letter received.") < body.index("Second: BP recheck 128/82.")
+    assert "style=" not in body
+
+
+def test_screening_page_without_addenda_shows_no_addenda_section(client, staff_user):
+    screening = make_screening(staff_user)
+    client.force_login(staff_user)
+    body = client.get(screening.get_absolute_url()).content.decode()
+    assert 'id="addenda-title"' not in body
+    assert "Signed by" not in body
+
+
+def test_addenda_are_not_shown_to_staff_who_cannot_see_the_screening(
+    client, other_staff, own_screening, clinician
+):
+    add_addendum(
+        own_screening, clinician, "Private correction.", dt.datetime(2024, 7, 1, tzinfo=dt.UTC)
+    )
+    client.force_login(other_staff)
+    response = client.get(own_screening.get_absolute_url())
+    assert response.status_code == 404
+    assert "Private correction." not in response.content.decode()
+
+
+def test_screening_page_queries_do_not_grow_with_addenda(client, staff_user, clinician, make_user):
+    screening = make_screening(staff_user)
+    client.force_login(staff_user)
+    add_addendum(screening, clinician, "One.", dt.datetime(2024, 7, 1, tzinfo=dt.UTC))
+    with CaptureQueriesContext(connection) as one:
+        assert client.get(screening.get_absolute_url()).status_code == 200
+    for number in range(5):
+        author = make_user(f"author-{number}", Role.CLINICIAN)
+        add_addendum(
+            screening, author, f"More {number}.", dt.datetime(2024, 7, 2, number, tzinfo=dt.UTC)
+        )
+    with CaptureQueriesContext(connection) as six:
+        body = client.get(screening.get_absolute_url()).content.decode()
+    assert body.count('class="addendum"') == 6
+    assert len(six) == len(one), [query["sql"] for query in six.captured_queries]
 
 
 # ---------------------------------------------------------------------------
