@@ -5,9 +5,12 @@ shows a screening writes one ``intake.screening.viewed`` audit row, and every
 action goes through one service in ``intake.reviews``.
 """
 
+import secrets
+from urllib.parse import urlencode
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.views.main import PAGE_VAR, SEARCH_VAR, ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
@@ -141,13 +144,52 @@ class SeverityFilter(admin.SimpleListFilter):
 # Screenings: the queue and the review page
 
 
+# The queue's search terms are patient names and MRNs, so they never go in a URL
+# (where access logs, browser history and "Referer" keep them): the search form
+# posts the term, the session keeps it under a random token, and the URLs carry
+# only ``?search=<token>``.
+SEARCH_TOKEN_VAR = "search"
+SEARCHES_KEY = "intake.queue_searches"
+SEARCHES_KEPT = 20
+SEARCH_MAX_LENGTH = 200
+
+
+def remember_search(session, term):
+    """Keep ``term`` in the session and return the token that stands for it in URLs."""
+    searches = session.get(SEARCHES_KEY, {})
+    for token, known in searches.items():
+        if known == term:
+            return token
+    token = secrets.token_urlsafe(9)
+    searches[token] = term
+    session[SEARCHES_KEY] = dict(list(searches.items())[-SEARCHES_KEPT:])
+    return token
+
+
+def recalled_search(request):
+    """Return the term of the request's search token: "" without one, None if unknown."""
+    token = request.GET.get(SEARCH_TOKEN_VAR)
+    if not token:
+        return ""
+    return request.session.get(SEARCHES_KEY, {}).get(token)
+
+
 class QueueChangeList(ChangeList):
-    """The queue's change list: without a filter or search, its count is the total.
+    """The queue's change list: searched by token, and without a filter its count is the total.
 
     With ``show_full_result_count = False`` Django never knows the total, so it
     offered "N results (Show all)" on every page, even with nothing to show
     more of. Unfiltered, the one COUNT it runs is the total.
     """
+
+    def get_filters_params(self, params=None):
+        lookup_params = super().get_filters_params(params)
+        lookup_params.pop(SEARCH_TOKEN_VAR, None)
+        return lookup_params
+
+    def get_queryset(self, request, exclude_parameters=None):
+        self.query = recalled_search(request) or ""
+        return super().get_queryset(request, exclude_parameters)
 
     def get_results(self, request):
         super().get_results(request)
@@ -271,6 +313,7 @@ class ScreeningAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
+        search = path("search/", wrap(self.search_view), name="intake_screening_search")
         views = {
             "claim": self.claim_view,
             "release": self.release_view,
@@ -279,6 +322,7 @@ class ScreeningAdmin(admin.ModelAdmin):
             "unlock": self.unlock_view,
         }
         return [
+            search,
             *(
                 path(f"<path:object_id>/{name}/", wrap(view), name=f"intake_screening_{name}")
                 for name, view in views.items()
@@ -286,7 +330,28 @@ class ScreeningAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def _queue_url(self, params):
+        url = reverse("admin:intake_screening_changelist")
+        return f"{url}?{urlencode(params, doseq=True)}" if params else url
+
+    def search_view(self, request):
+        """Keep the posted search term in the session; show the queue searched by its token."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        skip = {"csrfmiddlewaretoken", SEARCH_VAR, SEARCH_TOKEN_VAR, PAGE_VAR}
+        params = {key: values for key, values in request.POST.lists() if key not in skip}
+        term = request.POST.get(SEARCH_VAR, "").strip()[:SEARCH_MAX_LENGTH]
+        if term:
+            params[SEARCH_TOKEN_VAR] = remember_search(request.session, term)
+        return redirect(self._queue_url(params))
+
     def changelist_view(self, request, extra_context=None):
+        if request.method == "GET" and (
+            SEARCH_VAR in request.GET or recalled_search(request) is None
+        ):
+            return self._search_by_token(request)
         response = super().changelist_view(request, extra_context)
         context = getattr(response, "context_data", None) or {}
         if request.method == "GET" and response.status_code == 200 and "cl" in context:
@@ -297,6 +362,19 @@ class ScreeningAdmin(admin.ModelAdmin):
                 detail={"results": context["cl"].result_count},
             )
         return response
+
+    def _search_by_token(self, request):
+        """Move a term typed into the URL (``?q=``) into the session; drop an unknown token."""
+        params = {key: values for key, values in request.GET.lists() if key != SEARCH_VAR}
+        term = request.GET.get(SEARCH_VAR, "").strip()[:SEARCH_MAX_LENGTH]
+        if term:
+            params[SEARCH_TOKEN_VAR] = remember_search(request.session, term)
+        elif recalled_search(request) is None:
+            del params[SEARCH_TOKEN_VAR]
+            self.message_user(
+                request, gettext("That search has expired; search again."), messages.WARNING
+            )
+        return redirect(self._queue_url(params))
 
     def _screening(self, request, object_id):
         screening = self.get_object(request, unquote(object_id))

@@ -1,12 +1,18 @@
 """The review panel in the admin: the permission ladder for every URL and action, the queue."""
 
+import re
+from html import unescape
+from urllib.parse import unquote
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils.html import escape
 
 from intake import reviews, thresholds
+from intake.admin import SEARCHES_KEY
 from intake.models import (
     AuditEvent,
     Determination,
@@ -315,8 +321,8 @@ CASES = {
     "determination change GET": (case_determination_change_get, BOTH_200, None),
     "determination change POST": (case_determination_change_post, ADMIN_OK, check_deactivated),
     "determination delete": (case_determination_delete, NOBODY, None),
-    "audit changelist": (case_audit_changelist, BOTH_200, None),
-    "audit change view": (case_audit_change, BOTH_200, None),
+    "audit changelist": (case_audit_changelist, ADMIN_ONLY_200, None),
+    "audit change view": (case_audit_change, ADMIN_ONLY_200, None),
     "audit delete": (case_audit_delete, NOBODY, None),
     "user changelist": (case_user_changelist, ADMIN_ONLY_200, None),
     "user change GET": (case_user_change_get, ADMIN_ONLY_200, None),
@@ -395,7 +401,7 @@ def test_queue_offers_show_all_only_when_filtered_or_searched(client, clinician,
     assert unfiltered.context["cl"].full_result_count == 2
     assert "Show all" not in unfiltered.content.decode()
     for query in ({"urgent": "yes"}, {"q": "Quiet"}):
-        filtered = client.get(url, query)
+        filtered = client.get(url, query, follow=True)
         cl = filtered.context["cl"]
         assert cl.result_count == 1 and cl.full_result_count is None
         assert "1 result (" in filtered.content.decode()
@@ -434,7 +440,8 @@ def test_queue_filters_and_search(client, clinician, staff_user, query, expected
     flagged_screening(staff_user, ["BP-01"], last_name="Caution")
     flagged_screening(staff_user, [], last_name="Quiet", mrn="MRN-9")
     client.force_login(clinician)
-    response = client.get(reverse("admin:intake_screening_changelist") + "?" + query)
+    url = reverse("admin:intake_screening_changelist") + "?" + query
+    response = client.get(url, follow=True)
     assert {s.patient_last_name for s in response.context["cl"].result_list} == expected
 
 
@@ -461,8 +468,74 @@ def test_queue_searches_by_screening_number(client, clinician, staff_user):
     flagged_screening(staff_user, [])
     target = flagged_screening(staff_user, [], last_name="Target")
     client.force_login(clinician)
-    response = client.get(reverse("admin:intake_screening_changelist") + f"?q={target.pk}")
+    response = search_queue(client, str(target.pk))
     assert [s.pk for s in response.context["cl"].result_list] == [target.pk]
+
+
+def search_queue(client, term, **params):
+    """Search the queue the way its search form does (a POST); return the page shown."""
+    url = reverse("admin:intake_screening_search")
+    return client.post(url, {"q": term, **params}, follow=True)
+
+
+def test_queue_search_terms_never_appear_in_a_url(client, clinician, staff_user):
+    flagged_screening(staff_user, ["SUI-01"], last_name="Urgent")
+    flagged_screening(staff_user, [], last_name="O'Brien", mrn="MRN-2040")
+    client.force_login(clinician)
+    for term in ("O'Brien", "MRN-2040"):
+        response = search_queue(client, term, urgent="no")
+        ((url, status),) = response.redirect_chain
+        assert status == 302
+        assert term not in unquote(url) and "q=" not in url
+        assert "urgent=no" in url and "search=" in url
+        cl = response.context["cl"]
+        assert [s.patient_last_name for s in cl.result_list] == ["O'Brien"]
+        html = response.content.decode()
+        assert f'value="{escape(term)}"' in html  # the box still shows the term
+        hrefs = [unquote(unescape(h)) for h in re.findall(r'href="([^"]*)"', html)]
+        assert hrefs and not [h for h in hrefs if term in h]
+        change_link = next(h for h in hrefs if "/change/" in h)
+        assert "search" in change_link  # results keep the search, by token
+    assert 'method="post"' in html and 'autocomplete="off"' in html
+
+
+def test_a_search_typed_into_the_url_moves_to_the_session(client, clinician, staff_user):
+    flagged_screening(staff_user, [], last_name="Quiet")
+    client.force_login(clinician)
+    url = reverse("admin:intake_screening_changelist")
+    response = client.get(url, {"q": "Quiet", "urgent": "no"})
+    assert response.status_code == 302
+    assert "Quiet" not in response.url and "urgent=no" in response.url
+    followed = client.get(response.url)
+    assert [s.patient_last_name for s in followed.context["cl"].result_list] == ["Quiet"]
+
+
+def test_an_unknown_search_token_says_the_search_expired(client, clinician, staff_user):
+    flagged_screening(staff_user, [], last_name="Quiet")
+    client.force_login(clinician)
+    url = reverse("admin:intake_screening_changelist")
+    response = client.get(url, {"search": "forged", "urgent": "no"}, follow=True)
+    ((target, _status),) = response.redirect_chain
+    assert "search=" not in target and "urgent=no" in target
+    assert "That search has expired" in response.content.decode()
+
+
+def test_an_empty_search_clears_the_search_and_keeps_the_filters(client, clinician, staff_user):
+    flagged_screening(staff_user, [], last_name="Quiet")
+    flagged_screening(staff_user, [], last_name="Other")
+    client.force_login(clinician)
+    search_queue(client, "Quiet")
+    response = search_queue(client, "  ", urgent="no")
+    ((target, _status),) = response.redirect_chain
+    assert "search=" not in target and "urgent=no" in target
+    assert len(response.context["cl"].result_list) == 2
+
+
+def test_only_review_panel_users_can_search_the_queue(client, staff_user):
+    client.force_login(staff_user)
+    response = client.post(reverse("admin:intake_screening_search"), {"q": "x"})
+    assert response.status_code == 302 and "/login/" in response.url
+    assert SEARCHES_KEY not in client.session
 
 
 def _queue_queries(client, user):
