@@ -115,8 +115,32 @@ def lockout_response(request, original_response=None, credentials=None):
     )
 
 
-def _username(credentials):
-    return str((credentials or {}).get("username", ""))[:150]
+def account_username(typed):
+    """Return the username of the account ``typed`` names, ignoring case, or None.
+
+    Audit rows keep a typed username only when it is an account's: anything else
+    may be a password typed into the wrong box. The exact spelling wins when
+    accounts differ only in case.
+    """
+    if not typed:
+        return None
+    field = get_user_model().USERNAME_FIELD
+    names = list(
+        get_user_model()
+        ._default_manager.filter(**{f"{field}__iexact": str(typed)})
+        .values_list(field, flat=True)[:10]
+    )
+    if str(typed) in names:
+        return str(typed)
+    return names[0] if len(names) == 1 else None
+
+
+def username_detail(typed):
+    """Return audit detail naming the account tried, never text that names no account."""
+    username = account_username(typed)
+    if username is None:
+        return {"username": None, "unknown_username": True}
+    return {"username": username}
 
 
 @receiver(user_logged_in, dispatch_uid="intake.security.audit_login")
@@ -135,11 +159,11 @@ def audit_logout(sender, request, user, **kwargs):
 
 @receiver(user_login_failed, dispatch_uid="intake.security.audit_login_failed")
 def audit_login_failed(sender, credentials, request=None, **kwargs):
-    """Audit a failed sign-in with the username tried; Django already hides the password."""
+    """Audit a failed sign-in with the account tried; Django already hides the password."""
     audit.record(
         action="intake.auth.login_failed",
         request=request,
-        detail={"username": _username(credentials)},
+        detail=username_detail((credentials or {}).get("username")),
     )
 
 
@@ -149,7 +173,7 @@ def audit_locked_out(sender, request, username, ip_address, **kwargs):
     audit.record(
         action="intake.auth.locked_out",
         request=request,
-        detail={"username": str(username or "")[:150]},
+        detail=username_detail(username),
     )
 
 

@@ -204,6 +204,39 @@ def test_lockouts_and_failures_are_audited_without_passwords(client, staff_user)
 
 
 @pytest.mark.django_db
+def test_a_username_that_names_no_account_is_never_recorded(client, staff_user):
+    typed = "Tr0ub4dor&3-typed-in-the-wrong-box"
+    lock_out(client, typed)
+
+    failed = AuditEvent.objects.filter(action="intake.auth.login_failed")
+    locked = AuditEvent.objects.filter(action="intake.auth.locked_out")
+    assert failed.count() == 5 and locked.count() == 1
+    for event in [*failed, *locked]:
+        assert event.detail == {"username": None, "unknown_username": True}
+    assert typed not in json.dumps(list(AuditEvent.objects.values("detail")))
+
+
+@pytest.mark.django_db
+def test_a_username_tried_in_another_case_records_the_accounts_spelling(client, staff_user):
+    sign_in(client, "STAFF", "wrong-password")
+    event = AuditEvent.objects.get(action="intake.auth.login_failed")
+    assert event.detail == {"username": "staff"}
+
+
+@pytest.mark.django_db
+def test_accounts_differing_only_in_case_record_the_exact_one(client, make_user):
+    make_user("Sam")
+    make_user("sam")
+    sign_in(client, "Sam", "wrong-password")
+    sign_in(client, "SAM", "wrong-password")
+    details = [
+        event.detail
+        for event in AuditEvent.objects.filter(action="intake.auth.login_failed").order_by("id")
+    ]
+    assert details == [{"username": "Sam"}, {"username": None, "unknown_username": True}]
+
+
+@pytest.mark.django_db
 def test_lockout_is_per_username_and_address(client, staff_user, clinician):
     lock_out(client, "staff", ip="10.0.0.1")
 
