@@ -1,4 +1,8 @@
-"""The three roles. Their groups and permissions are created by migration 0002."""
+"""The three roles. Migration 0002 creates their groups and permissions; 0004 adjusts them.
+
+0004 lets clinic admins view and delete sign-in lockouts (axes access attempts)
+and keeps the audit log list to clinic admins.
+"""
 
 from intake.models import Role
 

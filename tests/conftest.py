@@ -20,6 +20,8 @@ def restore_migration_rows():
     if not Group.objects.filter(name=Role.CLINICIAN).exists():
         migration = importlib.import_module("intake.migrations.0002_roles_and_determinations")
         migration.create_roles(apps, None)
+        roles = importlib.import_module("intake.migrations.0004_clinic_admin_lockouts_audit_log")
+        roles.update_roles(apps, None)
 
 
 @pytest.fixture(autouse=True)
