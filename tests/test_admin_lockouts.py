@@ -1,0 +1,172 @@
+import importlib
+
+import pytest
+from axes.models import AccessAttempt
+from django.apps import apps
+from django.contrib.auth.models import Group
+from django.test import Client
+from django.urls import reverse
+
+from intake.models import AuditEvent, Role
+from tests.conftest import PASSWORD
+from tests.factories import make_screening
+from tests.test_security import lock_out, sign_in
+
+pytestmark = pytest.mark.django_db
+
+ROLES_MIGRATION = "intake.migrations.0004_clinic_admin_lockouts_audit_log"
+
+
+def changelist():
+    return reverse("admin:axes_accessattempt_changelist")
+
+
+def delete_url(attempt):
+    return reverse("admin:axes_accessattempt_delete", args=[attempt.pk])
+
+
+def group_permissions(role):
+    group = Group.objects.get(name=role)
+    return {
+        f"{app_label}.{codename}"
+        for app_label, codename in group.permissions.values_list(
+            "content_type__app_label", "codename"
+        )
+    }
+
+
+def test_clinic_admin_sees_a_lockout_lifts_it_and_the_user_signs_in(staff_user, clinic_admin):
+    lock_out(Client(), "staff")
+    assert sign_in(Client(), "staff", PASSWORD).status_code == 429
+    attempt = AccessAttempt.objects.get(username="staff")
+    admin = Client()
+    admin.force_login(clinic_admin)
+
+    listing = admin.get(changelist())
+    assert listing.status_code == 200
+    page = listing.content.decode()
+    assert "staff" in page and "Locked Out" in page
+    confirm = admin.get(delete_url(attempt))
+    assert confirm.status_code == 200
+    response = admin.post(delete_url(attempt), {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not AccessAttempt.objects.exists()
+    lifted = AuditEvent.objects.get(action="intake.auth.lockout_lifted")
+    assert lifted.actor == clinic_admin
+    assert lifted.detail == {"username": "staff", "failures": 5, "locked_out": True}
+    assert lifted.object_type == "accessattempt" and lifted.object_id == str(attempt.pk)
+    again = Client()
+    assert sign_in(again, "staff", PASSWORD).status_code == 302
+    assert again.session["_auth_user_id"] == str(staff_user.pk)
+
+
+def test_bulk_delete_action_audits_every_lockout_it_lifts(staff_user, clinician, clinic_admin):
+    lock_out(Client(), "staff")
+    lock_out(Client(), "clinician", ip="10.0.0.2")
+    sign_in(Client(), "typed-a-secret", "wrong-password", ip="10.0.0.3")
+    admin = Client()
+    admin.force_login(clinic_admin)
+
+    response = admin.post(
+        changelist(),
+        {
+            "action": "delete_selected",
+            "_selected_action": list(AccessAttempt.objects.values_list("pk", flat=True)),
+            "post": "yes",
+        },
+    )
+
+    assert response.status_code == 302
+    assert not AccessAttempt.objects.exists()
+    rows = AuditEvent.objects.filter(action="intake.auth.lockout_lifted")
+    assert {row.actor for row in rows} == {clinic_admin}
+    assert sorted((row.detail["username"] or "", row.detail["locked_out"]) for row in rows) == [
+        ("", False),
+        ("clinician", True),
+        ("staff", True),
+    ]
+    assert "typed-a-secret" not in str(list(AuditEvent.objects.values_list("detail", flat=True)))
+
+
+def test_axes_clean_up_action_is_not_offered(clinic_admin):
+    lock_out(Client(), "nobody")
+    admin = Client()
+    admin.force_login(clinic_admin)
+    page = admin.get(changelist()).content.decode()
+    assert "delete_selected" in page
+    assert "cleanup_expired_attempts" not in page
+
+
+def test_lockout_page_hides_the_raw_form_data(staff_user, clinic_admin):
+    lock_out(Client(), "staff")
+    admin = Client()
+    admin.force_login(clinic_admin)
+    attempt = AccessAttempt.objects.get()
+    page = admin.get(reverse("admin:axes_accessattempt_change", args=[attempt.pk]))
+    assert page.status_code == 200
+    assert "Form Data" not in page.content.decode()
+
+
+def test_clinicians_and_staff_cannot_see_or_lift_lockouts(staff_user, clinician):
+    lock_out(Client(), "staff")
+    attempt = AccessAttempt.objects.get()
+    doctor = Client()
+    doctor.force_login(clinician)
+    assert doctor.get(changelist()).status_code == 403
+    assert doctor.post(delete_url(attempt), {"post": "yes"}).status_code == 403
+    desk = Client()
+    desk.force_login(staff_user)
+    refused = desk.post(delete_url(attempt), {"post": "yes"})
+    assert refused.status_code == 302 and "/login/" in refused.url  # not admin-site staff
+    assert desk.get(changelist()).status_code == 302
+    assert AccessAttempt.objects.filter(pk=attempt.pk).exists()
+    assert not AuditEvent.objects.filter(action="intake.auth.lockout_lifted").exists()
+
+
+def test_axes_logs_stay_superuser_only(clinic_admin):
+    admin = Client()
+    admin.force_login(clinic_admin)
+    assert admin.get(reverse("admin:axes_accesslog_changelist")).status_code == 403
+    assert admin.get(reverse("admin:axes_accessfailurelog_changelist")).status_code == 403
+
+
+def test_only_clinic_admins_read_the_audit_log(clinician, clinic_admin):
+    url = reverse("admin:intake_auditevent_changelist")
+    doctor = Client()
+    doctor.force_login(clinician)
+    assert doctor.get(url).status_code == 403
+    admin = Client()
+    admin.force_login(clinic_admin)
+    assert admin.get(url).status_code == 200
+
+
+def test_clinicians_still_see_a_screenings_history(staff_user, clinician):
+    screening = make_screening(staff_user)
+    doctor = Client()
+    doctor.force_login(clinician)
+    response = doctor.get(reverse("admin:intake_screening_change", args=[screening.pk]))
+    assert response.status_code == 200
+    history = [(event.action, event.actor_username) for event in response.context["history"]]
+    assert ("intake.screening.submitted", "staff") in history
+    assert ("intake.screening.viewed", "clinician") in history
+    assert "intake.screening.submitted" in response.content.decode()
+
+
+def test_migration_grants_lockouts_to_clinic_admins_and_is_reversible():
+    migration = importlib.import_module(ROLES_MIGRATION)
+    lockouts = {"axes.view_accessattempt", "axes.delete_accessattempt"}
+    assert lockouts <= group_permissions(Role.CLINIC_ADMIN)
+    assert "intake.view_auditevent" in group_permissions(Role.CLINIC_ADMIN)
+    assert "intake.view_auditevent" not in group_permissions(Role.CLINICIAN)
+    assert not lockouts & group_permissions(Role.CLINICIAN)
+    assert not lockouts & group_permissions(Role.INTAKE_STAFF)
+
+    migration.restore_roles(apps, None)
+    assert not lockouts & group_permissions(Role.CLINIC_ADMIN)
+    assert "intake.view_auditevent" in group_permissions(Role.CLINICIAN)
+    assert "intake.view_auditevent" in group_permissions(Role.CLINIC_ADMIN)
+
+    migration.update_roles(apps, None)
+    assert lockouts <= group_permissions(Role.CLINIC_ADMIN)
+    assert "intake.view_auditevent" not in group_permissions(Role.CLINICIAN)
