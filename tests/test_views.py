@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from intake.models import AuditEvent, Role
 from tests.factories import make_screening, quiet_answers
+from tests.pdf_factories import build_screening
 from tests.wizard_helpers import applicable_steps, post_data, start, step_url
 
 VERDICT_WORDS = re.compile(
@@ -190,6 +191,33 @@ def test_screening_page_urgent_flag_comes_first(client, staff_user):
     body = client.get(screening.get_absolute_url()).content.decode()
     assert body.index("SUI-01") < body.index("UNS-01")
     assert "urgent-banner" in body
+
+
+def test_flag_badges_use_the_same_severity_colours_as_the_home_page(client, staff_user):
+    screening = build_screening(
+        staff_user,
+        flags=(
+            ("SUI-01", "review", True, "Urgent one.", []),
+            ("BP-02", "review", False, "Review one.", []),
+            ("MED-05", "caution", False, "Caution one.", []),
+            ("AGE-02", "info", False, "Info one.", []),
+        ),
+    )
+    client.force_login(staff_user)
+    body = client.get(screening.get_absolute_url()).content.decode()
+    badges = {
+        rule_id: badge
+        for badge, rule_id in re.findall(
+            r'<span class="badge ([^"]+)">[^<]*</span>\s*<span class="flag-id[^"]*">([^<]+)<', body
+        )
+    }
+    # One palette for staff screens: .badge.flag-* in app.css (review orange, caution yellow).
+    assert badges == {
+        "SUI-01": "flag-urgent",
+        "BP-02": "flag-review",
+        "MED-05": "flag-caution",
+        "AGE-02": "flag-info",
+    }
 
 
 def test_every_screening_read_writes_one_audit_row(client, clinician, staff_user):
