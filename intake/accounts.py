@@ -1,6 +1,7 @@
-"""Create staff accounts with a role."""
+"""Create staff accounts with a role; audit password changes."""
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
@@ -28,3 +29,17 @@ def create_user(*, username: str, role, password: str, actor=None, validate=True
     user.groups.add(Group.objects.get(name=role))
     audit.record(action="intake.user.created", actor=actor, obj=user, detail={"role": str(role)})
     return user
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's own password change, audited (the password itself never is)."""
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        audit.record(
+            action="intake.user.password_changed",
+            obj=form.user,
+            request=self.request,
+            detail={"by": "self"},
+        )
+        return response

@@ -8,6 +8,7 @@ action goes through one service in ``intake.reviews``.
 import secrets
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import PAGE_VAR, SEARCH_VAR, ChangeList
@@ -102,6 +103,53 @@ class SubmitterFilter(admin.RelatedFieldListFilter):
         if ordering:
             users = users.order_by(*ordering)
         return [(user.pk, str(user)) for user in users]
+
+
+class ReviewStateFilter(admin.SimpleListFilter):
+    """The queue shows what is still to review unless another state is chosen.
+
+    Without it a signed urgent screening stayed above every screening still
+    awaiting review, since the order is by flags first.
+    """
+
+    title = _("review state")
+    parameter_name = "state"
+    DEFAULT = "open"
+    OPEN = (Screening.Status.SUBMITTED, Screening.Status.IN_REVIEW)
+
+    def lookups(self, request, model_admin):
+        return [
+            (self.DEFAULT, _("To review (awaiting or in review)")),
+            (Screening.Status.SUBMITTED, QUEUE_STATUS[Screening.Status.SUBMITTED]),
+            (Screening.Status.IN_REVIEW, _("In review")),
+            (Screening.Status.REVIEWED, QUEUE_STATUS[Screening.Status.REVIEWED]),
+            (Screening.Status.AMENDED, QUEUE_STATUS[Screening.Status.AMENDED]),
+            ("all", _("All")),
+        ]
+
+    def value(self):
+        value = super().value()
+        return value if value in {key for key, _label in self.lookup_choices} else self.DEFAULT
+
+    def choices(self, changelist):
+        # No blank "All" entry: "All" is a choice of its own, and no choice is "to review".
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string(
+                    remove=[self.parameter_name] if lookup == self.DEFAULT else None,
+                    new_params=None if lookup == self.DEFAULT else {self.parameter_name: lookup},
+                ),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == self.DEFAULT:
+            return queryset.filter(status__in=self.OPEN)
+        if value == "all":
+            return queryset
+        return queryset.filter(status=value)
 
 
 class UrgentFilter(admin.SimpleListFilter):
@@ -210,7 +258,7 @@ class ScreeningAdmin(admin.ModelAdmin):
     )
     list_display_links = ("patient",)
     list_filter = (
-        "status",
+        ReviewStateFilter,
         UrgentFilter,
         SeverityFilter,
         ("submitted_at", admin.DateFieldListFilter),
@@ -437,6 +485,8 @@ class ScreeningAdmin(admin.ModelAdmin):
                 for flag in flags
             ],
             badges=flag_badges(screening),
+            urgent_flags=[flag for flag in flags if flag.urgent],
+            suicide_protocol=settings.SUICIDE_SAFETY_PROTOCOL,
             sections=presentation.snapshot_sections(screening, tz=timezone.get_current_timezone()),
             derived=presentation.derived_rows(screening.derived or {}),
             review_list=list(screening.reviews.select_related("clinician", "voided_by")),
@@ -557,6 +607,7 @@ class ScreeningAdmin(admin.ModelAdmin):
                 user=request.user,
                 text=form.cleaned_data["text"],
                 password=form.cleaned_data["password"],
+                form_token=form.cleaned_data["form_token"],
                 request=request,
             ),
             success=gettext("Addendum signed."),
@@ -774,10 +825,22 @@ class IntakeUserAdmin(UserAdmin):
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser and super().has_delete_permission(request, obj)
 
+    def user_change_password(self, request, id, form_url=""):
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:  # the password was set
+            audit.record(
+                action="intake.user.password_changed",
+                obj=self.get_object(request, unquote(id)),
+                request=request,
+                detail={"by": "admin"},
+            )
+        return response
+
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         user = form.instance
-        before = form.initial.get("role", "") if change else ""
+        # The form's role field starts from the user's role before this change.
+        before = form.fields["role"].initial if change else ""
         role = form.apply_role(user)
         audit.record(
             action="intake.user.changed" if change else "intake.user.created",
@@ -789,3 +852,6 @@ class IntakeUserAdmin(UserAdmin):
                 "fields": [name for name in form.changed_data if "password" not in name],
             },
         )
+
+
+import intake.admin_lockouts  # noqa: E402, F401  sign-in lockouts, replacing axes' admin

@@ -1,5 +1,7 @@
 """Forms of the review panel: sign a review, add an addendum, unlock, edit thresholds, users."""
 
+import secrets
+
 from django import forms
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group
@@ -75,6 +77,11 @@ class AddendumForm(forms.Form):
         error_messages={"required": _("Write the addendum text.")},
     )
     password = signature_field()
+    form_token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["form_token"].initial = secrets.token_urlsafe(16)
 
 
 class UnlockForm(forms.Form):

@@ -111,6 +111,12 @@ class Screening(models.Model):
             models.Index(
                 fields=["-urgent_count", "-review_count", "submitted_at"], name="queue_order"
             ),
+            # The queue's default view: only what is still to review, in its order.
+            models.Index(
+                fields=["-urgent_count", "-review_count", "submitted_at"],
+                name="queue_open_order",
+                condition=models.Q(status__in=["submitted", "in_review"]),
+            ),
         ]
         permissions = [
             ("review_screening", "Can sign a clinician review of a screening"),
@@ -239,10 +245,20 @@ class Addendum(models.Model):
     )
     text = models.TextField()
     signed_at = models.DateTimeField(default=timezone.now)
+    # The random token of the form it was signed from: the same form sent twice
+    # (a double click, a resent request) signs one addendum, not two.
+    form_token = models.CharField(max_length=64, blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["signed_at"]
         verbose_name_plural = "addenda"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["screening", "form_token"],
+                condition=~models.Q(form_token=""),
+                name="addendum_once_per_form",
+            ),
+        ]
 
     def __str__(self):
         return f"Addendum to screening {self.screening_id}"

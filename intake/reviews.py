@@ -219,17 +219,39 @@ def record_review(
 
 
 @transaction.atomic
-def add_addendum(*, screening_id: int, user, text: str, password: str, request=None) -> Addendum:
-    """Append a signed addendum to a reviewed screening; nothing earlier changes."""
+def add_addendum(
+    *, screening_id: int, user, text: str, password: str, form_token: str = "", request=None
+) -> Addendum:
+    """Append a signed addendum to a reviewed screening; nothing earlier changes.
+
+    ``form_token`` identifies the form it comes from: sent again, by its author,
+    it returns the addendum already signed instead of signing a second one.
+    """
     _require(user, "intake.review_screening", "intake.add_addendum")
     _check_signature(user, password)
     screening = _locked_screening(screening_id)
+    text = (text or "").strip()
+    if form_token:
+        # Under the screening's row lock: a second copy waits here for the first.
+        signed = screening.addenda.filter(form_token=form_token).first()
+        if signed is not None:
+            if signed.author_id == user.pk and signed.text == text:
+                return signed
+            # Sent again with other text (say, after "Back"): never drop it silently.
+            raise IntakeError(
+                _("This form was already signed. Open a new addendum form to add another.")
+            )
     if not screening.is_locked:
         raise IntakeError(_("Addenda are added after a review is signed."))
-    text = (text or "").strip()
     if not text:
         raise IntakeError(_("Write the addendum text."))
-    addendum = Addendum(screening=screening, author=user, text=text, signed_at=timezone.now())
+    addendum = Addendum(
+        screening=screening,
+        author=user,
+        text=text,
+        signed_at=timezone.now(),
+        form_token=form_token,
+    )
     addendum.full_clean()
     addendum.save()
     _set_workflow(screening, status=Screening.Status.AMENDED)

@@ -7,7 +7,7 @@ from urllib.parse import unquote
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
+from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
 from django.utils.html import escape
 
@@ -430,7 +430,9 @@ def test_queue_shows_flag_counts_as_text_badges_and_who_is_reviewing(client, cli
         ("urgent=no", {"Caution", "Quiet"}),
         ("severity=caution", {"Caution"}),
         ("severity=none", {"Quiet"}),
-        ("status__exact=submitted", {"Urgent", "Caution", "Quiet"}),
+        ("state=submitted", {"Urgent", "Caution", "Quiet"}),
+        ("state=reviewed", set()),
+        ("state=all", {"Urgent", "Caution", "Quiet"}),
         ("q=Caution", {"Caution"}),
         ("q=MRN-9", {"Quiet"}),
     ],
@@ -443,6 +445,30 @@ def test_queue_filters_and_search(client, clinician, staff_user, query, expected
     url = reverse("admin:intake_screening_changelist") + "?" + query
     response = client.get(url, follow=True)
     assert {s.patient_last_name for s in response.context["cl"].result_list} == expected
+
+
+def test_queue_shows_what_is_still_to_review_unless_asked_for_more(client, clinician, staff_user):
+    signed = flagged_screening(staff_user, ["SUI-01"], last_name="Signed", submitted_at=days_ago(3))
+    Screening.objects.filter(pk=signed.pk).update(status=Screening.Status.REVIEWED)
+    flagged_screening(staff_user, ["BP-02"], last_name="Awaiting", submitted_at=days_ago(2))
+    claimed = flagged_screening(staff_user, [], last_name="Claimed", submitted_at=days_ago(1))
+    reviews.claim_screening(screening_id=claimed.pk, user=clinician)
+    client.force_login(clinician)
+    url = reverse("admin:intake_screening_changelist")
+
+    def names(query=""):
+        response = client.get(url + query)
+        return [s.patient_last_name for s in response.context["cl"].result_list], response
+
+    shown, response = names()
+    assert shown == ["Awaiting", "Claimed"]  # the signed urgent one no longer heads the queue
+    state = next(f for f in response.context["cl"].filter_specs if f.title == "review state")
+    selected = [c["display"] for c in state.choices(response.context["cl"]) if c["selected"]]
+    assert [str(label) for label in selected] == ["To review (awaiting or in review)"]
+    assert names("?state=all")[0] == ["Signed", "Awaiting", "Claimed"]
+    assert names("?state=reviewed")[0] == ["Signed"]
+    assert names("?state=in_review")[0] == ["Claimed"]
+    assert names("?state=bogus")[0] == ["Awaiting", "Claimed"]
 
 
 def test_queue_submitter_filter_lists_only_submitters_without_scanning_screenings(
@@ -610,6 +636,23 @@ def test_screening_page_shows_the_frozen_snapshot_read_only(client, clinician, s
     assert "Unlock" not in html
 
 
+@override_settings(SUICIDE_SAFETY_PROTOCOL="Call the on-call psychiatrist at 555-0100.")
+def test_review_page_of_an_urgent_screening_opens_with_the_urgent_banner(
+    client, clinician, staff_user
+):
+    urgent = flagged_screening(staff_user, ["SUI-01", "BP-01"])
+    quiet = flagged_screening(staff_user, ["BP-01"])
+    client.force_login(clinician)
+    html = client.get(reverse("admin:intake_screening_change", args=[urgent.pk])).content.decode()
+    banner = html.split('class="rp-urgent" role="alert"')[1].split("</div>")[0]
+    assert "Urgent: suicide-risk answers need action now" in banner
+    assert "Suicidal thoughts with a plan or intent were reported." in banner
+    assert "Call the on-call psychiatrist at 555-0100." in banner
+    assert html.index("rp-urgent") < html.index('id="flags-title"')  # above everything else
+    html = client.get(reverse("admin:intake_screening_change", args=[quiet.pk])).content.decode()
+    assert "rp-urgent" not in html and "need action now" not in html
+
+
 def test_review_form_needs_each_flag_acknowledged_and_keeps_the_note(client, clinician, staff_user):
     screening = flagged_screening(staff_user, ["SUI-01", "BP-02"])
     client.force_login(clinician)
@@ -681,6 +724,20 @@ def test_a_signed_screening_shows_locked_with_review_addendum_and_void_history(
     assert "GP letter received." in html
     assert "Record review" not in html
     assert "Add addendum" in html and "Unlock" in html
+
+
+def test_the_addendum_page_posted_twice_signs_one_addendum(client, clinician, staff_user):
+    screening = signed(flagged_screening(staff_user, ["SUI-01"]), clinician)
+    client.force_login(clinician)
+    url = reverse("admin:intake_screening_addendum", args=[screening.pk])
+    token = client.get(url).context["form"]["form_token"].value()
+    assert len(token) >= 20
+    assert client.get(url).context["form"]["form_token"].value() != token  # one per form
+    data = {"text": "GP letter received.", "password": PASSWORD, "form_token": token}
+    for _ in range(2):
+        response = client.post(url, data)
+        assert response.status_code == 302
+    assert [a.text for a in screening.addenda.all()] == ["GP letter received."]
 
 
 def test_recording_a_review_of_a_signed_screening_redirects_with_the_signer(
@@ -767,7 +824,9 @@ def test_clinic_admins_cannot_grant_superuser_or_edit_a_superuser(client, clinic
     assert not target.is_superuser
     assert target.is_staff  # from the clinician role
     assert list(target.groups.values_list("name", flat=True)) == ["clinician"]
-    assert AuditEvent.objects.filter(action="intake.user.changed").count() == 1
+    (changed,) = AuditEvent.objects.filter(action="intake.user.changed")
+    assert changed.detail["previous_role"] == "intake_staff"
+    assert changed.detail["role"] == "clinician"
     root = get_user_model().objects.create_superuser("root", password=PASSWORD)
     response = client.post(
         reverse("admin:auth_user_change", args=[root.pk]), {"username": "root", "role": ""}

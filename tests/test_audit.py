@@ -115,7 +115,7 @@ def test_each_staff_read_of_a_screening_leaves_exactly_one_audit_row(
 def test_the_queue_writes_one_row_without_patient_data(client, screening, clinician):
     client.force_login(clinician)
     before = last_id()
-    client.get(reverse("admin:intake_screening_changelist") + "?q=Rivera")
+    client.post(reverse("admin:intake_screening_search"), {"q": "Rivera"}, follow=True)
     rows = new_rows(before)
     assert [row.action for row in rows] == ["intake.screening.listed"]
     assert rows[0].detail == {"results": 1}
@@ -188,3 +188,27 @@ def test_postgresql_refuses_update_and_delete_of_audit_rows(sql):
     ):
         cursor.execute(sql, [event.pk])
     assert AuditEvent.objects.get(pk=event.pk).action == "intake.test.event"
+
+
+def test_password_changes_are_audited_without_the_password(client, staff_user, clinic_admin):
+    client.force_login(staff_user)
+    before = last_id()
+    new_password = "A-new-passphrase-2026"
+    response = client.post(
+        reverse("password_change"),
+        {"old_password": PASSWORD, "new_password1": new_password, "new_password2": new_password},
+    )
+    assert response.status_code == 302
+    client.force_login(clinic_admin)
+    url = reverse("admin:auth_user_password_change", args=[staff_user.pk])
+    other = "Another-passphrase-2026"
+    response = client.post(url, {"password1": other, "password2": other, "usable_password": "true"})
+    assert response.status_code == 302
+    client.post(url, {"password1": "short", "password2": "nope"})  # refused: not audited
+    rows = new_rows(before)
+    changed = [row for row in rows if row.action == "intake.user.password_changed"]
+    assert [(row.actor_username, row.object_id, row.detail) for row in changed] == [
+        (staff_user.username, str(staff_user.pk), {"by": "self"}),
+        (clinic_admin.username, str(staff_user.pk), {"by": "admin"}),
+    ]
+    assert not any(new_password in str(row.detail) or other in str(row.detail) for row in rows)

@@ -5,10 +5,10 @@ import io
 import threading
 
 import pytest
-from django.db import close_old_connections, connection
+from django.db import IntegrityError, close_old_connections, connection, transaction
 
 from intake import reviews, services, thresholds
-from intake.models import AuditEvent, Determination, Review, Screening, ThresholdSet
+from intake.models import Addendum, AuditEvent, Determination, Review, Screening, ThresholdSet
 from intake.services import IntakeError
 from tests.conftest import PASSWORD
 from tests.review_data import flagged_screening
@@ -209,6 +209,84 @@ def test_addenda_are_appended_after_signing(screening, clinician, determination)
     review.refresh_from_db()
     assert review.note == "Discussed with patient; plan documented." and not review.is_void
     assert actions() == ["intake.review.signed", "intake.addendum.signed"]
+
+
+def test_the_same_addendum_form_sent_twice_signs_one_addendum(screening, clinician, determination):
+    sign(screening, clinician, determination)
+
+    def send(text, token="form-1"):
+        return reviews.add_addendum(
+            screening_id=screening.pk,
+            user=clinician,
+            text=text,
+            password=PASSWORD,
+            form_token=token,
+        )
+
+    first = send("Spoke to GP.")
+    assert send(" Spoke to GP. ") == first  # the resent copy, same text
+    assert actions().count("intake.addendum.signed") == 1
+    with pytest.raises(IntakeError, match="already signed"):
+        send("Another note, after Back.")  # same form, new text: refused, not dropped
+    second = send("Another note.", token="form-2")
+    assert list(screening.addenda.all()) == [first, second]
+    assert [a.text for a in Addendum.objects.all()] == ["Spoke to GP.", "Another note."]
+
+
+def test_another_clinician_cannot_reuse_an_addendum_form(
+    screening, clinician, make_user, determination
+):
+    sign(screening, clinician, determination)
+    other = make_user("other", "clinician")
+    kwargs = {"screening_id": screening.pk, "text": "Same.", "password": PASSWORD}
+    reviews.add_addendum(user=clinician, form_token="form-1", **kwargs)
+    with pytest.raises(IntakeError, match="already signed"):
+        reviews.add_addendum(user=other, form_token="form-1", **kwargs)
+    assert screening.addenda.count() == 1
+
+
+def test_the_database_refuses_two_addenda_from_one_form(screening, clinician, determination):
+    sign(screening, clinician, determination)
+    Addendum.objects.create(screening=screening, author=clinician, text="a", form_token="t")
+    Addendum.objects.create(screening=screening, author=clinician, text="b")  # no token: fine
+    Addendum.objects.create(screening=screening, author=clinician, text="c")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Addendum.objects.create(screening=screening, author=clinician, text="d", form_token="t")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_addendum_form_sent_twice_at_once_signs_one(make_user):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks across threads are exercised on PostgreSQL (CI)")
+    staff_user = make_user("frontdesk", "intake_staff")
+    clinician = make_user("doc", "clinician")
+    target = flagged_screening(staff_user, ["BP-02"])
+    sign(target, clinician, Determination.objects.first(), acknowledged_rule_ids=["BP-02"])
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def attempt():
+        try:
+            barrier.wait(timeout=5)
+            addendum = reviews.add_addendum(
+                screening_id=target.pk,
+                user=clinician,
+                text="GP letter received.",
+                password=PASSWORD,
+                form_token="double-click",
+            )
+            outcomes.append(addendum.pk)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert len(outcomes) == 2 and len(set(outcomes)) == 1
+    assert Addendum.objects.filter(screening=target).count() == 1
 
 
 def test_an_addendum_needs_a_signature(screening, clinician, determination):
