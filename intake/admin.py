@@ -400,6 +400,7 @@ class ScreeningAdmin(admin.ModelAdmin):
             SEARCH_VAR in request.GET or recalled_search(request) is None
         ):
             return self._search_by_token(request)
+        extra_context = {"title": gettext("Screenings to review"), **(extra_context or {})}
         response = super().changelist_view(request, extra_context)
         context = getattr(response, "context_data", None) or {}
         if request.method == "GET" and response.status_code == 200 and "cl" in context:
@@ -491,9 +492,12 @@ class ScreeningAdmin(admin.ModelAdmin):
             derived=presentation.derived_rows(screening.derived or {}),
             review_list=list(screening.reviews.select_related("clinician", "voided_by")),
             addendum_list=list(screening.addenda.select_related("author")),
-            history=AuditEvent.objects.filter(
-                object_type="screening", object_id=str(screening.pk)
-            ).order_by("-at", "-id")[:200],
+            history=[
+                (event, audit.action_label(event.action))
+                for event in AuditEvent.objects.filter(
+                    object_type="screening", object_id=str(screening.pk)
+                ).order_by("-at", "-id")[:200]
+            ],
             pdf_url=optional_url("intake:screening_pdf", screening.pk),
             fhir_url=optional_url("intake:screening_fhir", screening.pk),
             staff_url=optional_url("intake:screening", screening.pk),
@@ -748,10 +752,23 @@ class DeterminationAdmin(admin.ModelAdmin):
         )
 
 
+class ActionFilter(admin.SimpleListFilter):
+    """Filter the log by action, listed by what each means."""
+
+    title = _("action")
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        return sorted(audit.ACTION_LABELS.items(), key=lambda item: str(item[1]))
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("at", "action", "actor_username", "object_type", "object_id", "ip")
-    list_filter = ("action", "at", ("actor", admin.RelatedOnlyFieldListFilter))
+    list_display = ("at", "event", "actor_username", "object_type", "object_id", "ip")
+    list_filter = (ActionFilter, "at", ("actor", admin.RelatedOnlyFieldListFilter))
     search_fields = ("object_id__exact", "action")
     date_hierarchy = "at"
     fields = (
@@ -766,6 +783,12 @@ class AuditEventAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
     list_select_related = ("actor",)
+
+    @admin.display(description=_("Action"), ordering="action")
+    def event(self, obj):
+        return format_html(
+            '{} <code class="audit-code">{}</code>', audit.action_label(obj.action), obj.action
+        )
 
     def has_add_permission(self, request):
         return False

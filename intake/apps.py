@@ -1,3 +1,4 @@
+from axes.apps import AppConfig as AxesAppConfig
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -9,3 +10,9 @@ class IntakeConfig(AppConfig):
     def ready(self):
         # Connect the sign-in audit receivers.
         from intake import security  # noqa: F401
+
+
+class SignInLockoutsConfig(AxesAppConfig):
+    """django-axes, titled for the clinic admins who lift lockouts in the review panel."""
+
+    verbose_name = _("Sign-in lockouts")

@@ -1,6 +1,46 @@
 """Write append-only audit events for every read and change of patient data."""
 
+from django.utils.translation import gettext_lazy as _
+
 from intake.models import AuditEvent
+
+# What each action code means, for the people who read the log. The codes stay
+# the stored, searchable form; these are only their display.
+ACTION_LABELS = {
+    "intake.auth.login": _("Signed in"),
+    "intake.auth.logout": _("Signed out"),
+    "intake.auth.login_failed": _("Sign-in failed"),
+    "intake.auth.locked_out": _("Sign-in locked out"),
+    "intake.auth.lockout_lifted": _("Sign-in lockout lifted"),
+    "intake.home.viewed": _("Home page viewed"),
+    "intake.draft.created": _("Draft started"),
+    "intake.draft.viewed": _("Draft viewed"),
+    "intake.draft.saved": _("Draft saved"),
+    "intake.draft.purged": _("Old draft purged"),
+    "intake.screening.submitted": _("Screening submitted"),
+    "intake.screening.listed": _("Review queue viewed"),
+    "intake.screening.viewed": _("Screening viewed"),
+    "intake.screening.pdf_downloaded": _("PDF summary downloaded"),
+    "intake.screening.fhir_downloaded": _("QuestionnaireResponse downloaded"),
+    "intake.screening.exported": _("Screenings exported"),
+    "intake.screening.claimed": _("Claimed for review"),
+    "intake.screening.released": _("Released to the queue"),
+    "intake.screening.unlocked": _("Unlocked (signature voided)"),
+    "intake.review.signed": _("Review signed"),
+    "intake.addendum.signed": _("Addendum signed"),
+    "intake.thresholds.changed": _("Thresholds changed"),
+    "intake.determination.added": _("Determination option added"),
+    "intake.determination.changed": _("Determination option changed"),
+    "intake.user.created": _("Account created"),
+    "intake.user.changed": _("Account changed"),
+    "intake.user.password_changed": _("Password changed"),
+    "intake.integrity.checked": _("Integrity checked"),
+}
+
+
+def action_label(action):
+    """Return the display label of an action code (the code itself if it has none)."""
+    return ACTION_LABELS.get(action, action)
 
 
 def client_ip(request):

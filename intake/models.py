@@ -326,7 +326,7 @@ class AuditEvent(models.Model):
         ordering = ["-at", "-id"]
 
     def __str__(self):
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action}"
+        return f"{timezone.localtime(self.at):%Y-%m-%d %H:%M:%S} {self.action}"
 
     def save(self, *args, **kwargs):
         if not self._state.adding:

@@ -64,7 +64,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "bootstrap",
     "intake.apps.IntakeConfig",
-    "axes",
+    "intake.apps.SignInLockoutsConfig",  # django-axes
     "csp",
 ]
 

@@ -461,6 +461,7 @@ def test_queue_shows_what_is_still_to_review_unless_asked_for_more(client, clini
         return [s.patient_last_name for s in response.context["cl"].result_list], response
 
     shown, response = names()
+    assert "<title>Screenings to review |" in response.content.decode()
     assert shown == ["Awaiting", "Claimed"]  # the signed urgent one no longer heads the queue
     state = next(f for f in response.context["cl"].filter_specs if f.title == "review state")
     selected = [c["display"] for c in state.choices(response.context["cl"]) if c["selected"]]

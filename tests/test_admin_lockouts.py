@@ -147,7 +147,9 @@ def test_clinicians_still_see_a_screenings_history(staff_user, clinician):
     doctor.force_login(clinician)
     response = doctor.get(reverse("admin:intake_screening_change", args=[screening.pk]))
     assert response.status_code == 200
-    history = [(event.action, event.actor_username) for event in response.context["history"]]
+    history = [
+        (event.action, event.actor_username) for event, _label in response.context["history"]
+    ]
     assert ("intake.screening.submitted", "staff") in history
     assert ("intake.screening.viewed", "clinician") in history
     assert "intake.screening.submitted" in response.content.decode()
@@ -170,3 +172,9 @@ def test_migration_grants_lockouts_to_clinic_admins_and_is_reversible():
     migration.update_roles(apps, None)
     assert lockouts <= group_permissions(Role.CLINIC_ADMIN)
     assert "intake.view_auditevent" not in group_permissions(Role.CLINICIAN)
+
+
+def test_the_review_panel_titles_lockouts_for_clinic_admins(client, clinic_admin):
+    client.force_login(clinic_admin)
+    html = client.get(reverse("admin:index")).content.decode()
+    assert "Sign-in lockouts" in html and ">Axes<" not in html

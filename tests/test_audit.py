@@ -1,10 +1,14 @@
 """The audit trail: one row per read or write of a screening, append-only down to the database."""
 
+import re
+from pathlib import Path
+
 import pytest
 from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
+from django.utils import timezone
 
-from intake import reviews, thresholds
+from intake import audit, reviews, thresholds
 from intake.models import AuditEvent, Determination, ImmutableRecordError
 from tests.conftest import PASSWORD
 from tests.review_data import flagged_screening
@@ -212,3 +216,27 @@ def test_password_changes_are_audited_without_the_password(client, staff_user, c
         (clinic_admin.username, str(staff_user.pk), {"by": "admin"}),
     ]
     assert not any(new_password in str(row.detail) or other in str(row.detail) for row in rows)
+
+
+def test_every_action_the_app_writes_has_a_label():
+    source = "".join(path.read_text() for path in Path(audit.__file__).parent.glob("**/*.py"))
+    written = set(re.findall(r'action="(intake\.[a-z_.]+)"', source))
+    assert len(written) > 20
+    assert written <= set(audit.ACTION_LABELS), written - set(audit.ACTION_LABELS)
+
+
+def test_the_log_shows_what_each_action_means_in_local_time(client, screening, clinic_admin):
+    client.force_login(clinic_admin)
+    client.get(reverse("admin:intake_screening_change", args=[screening.pk]))
+    html = client.get(reverse("admin:intake_auditevent_changelist")).content.decode()
+    assert "Screening viewed" in html and "intake.screening.viewed" in html
+    filtered = client.get(
+        reverse("admin:intake_auditevent_changelist"), {"action": "intake.screening.viewed"}
+    )
+    assert {row.action for row in filtered.context["cl"].result_list} == {"intake.screening.viewed"}
+    assert "Screening viewed" in str(filtered.context["cl"].filter_specs[0].lookup_choices)
+    event = AuditEvent.objects.filter(action="intake.screening.viewed").latest("id")
+    with timezone.override("Pacific/Auckland"):
+        assert str(event).startswith(f"{timezone.localtime(event.at):%Y-%m-%d %H:%M}")
+    history = client.get(reverse("admin:intake_screening_change", args=[screening.pk]))
+    assert "Screening viewed" in history.content.decode().split('id="history"')[1]
