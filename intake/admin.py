@@ -48,6 +48,7 @@ admin.site.enable_nav_sidebar = False
 # Short status labels so the queue fits a laptop screen.
 QUEUE_STATUS = {
     Screening.Status.SUBMITTED: _("Awaiting review"),
+    Screening.Status.IN_REVIEW: _("In review"),
     Screening.Status.REVIEWED: _("Signed"),
     Screening.Status.AMENDED: _("Signed, addendum"),
 }
@@ -121,7 +122,7 @@ class ReviewStateFilter(admin.SimpleListFilter):
         return [
             (self.DEFAULT, _("To review (awaiting or in review)")),
             (Screening.Status.SUBMITTED, QUEUE_STATUS[Screening.Status.SUBMITTED]),
-            (Screening.Status.IN_REVIEW, _("In review")),
+            (Screening.Status.IN_REVIEW, QUEUE_STATUS[Screening.Status.IN_REVIEW]),
             (Screening.Status.REVIEWED, QUEUE_STATUS[Screening.Status.REVIEWED]),
             (Screening.Status.AMENDED, QUEUE_STATUS[Screening.Status.AMENDED]),
             ("all", _("All")),
@@ -254,7 +255,6 @@ class ScreeningAdmin(admin.ModelAdmin):
         "submitter",
         "flag_summary",
         "status_column",
-        "reviewer",
     )
     list_display_links = ("patient",)
     list_filter = (
@@ -310,17 +310,23 @@ class ScreeningAdmin(admin.ModelAdmin):
     def flag_summary(self, obj):
         return flag_badges(obj)
 
+    # Status and reviewer in one column, so the queue fits a tablet or a laptop
+    # beside its filters.
     @admin.display(description=_("Status"), ordering="status")
     def status_column(self, obj):
-        if obj.status == Screening.Status.IN_REVIEW and obj.claimed_by is not None:
-            text = gettext("In review by %(name)s") % {"name": reviews.display_name(obj.claimed_by)}
-        else:
-            text = QUEUE_STATUS.get(obj.status) or obj.get_status_display()
-        return format_html('<span class="status status-{}">{}</span>', obj.status, text)
-
-    @admin.display(description=_("Reviewer"))
-    def reviewer(self, obj):
-        return reviews.display_name(obj.claimed_by) or "–"
+        text = QUEUE_STATUS.get(obj.status) or obj.get_status_display()
+        reviewer = reviews.display_name(obj.claimed_by)
+        return format_html(
+            '<span class="status status-{}">{}</span>{}',
+            obj.status,
+            text,
+            format_html(
+                '<span class="queue-reviewer">{}</span>',
+                gettext("by %(name)s") % {"name": reviewer},
+            )
+            if reviewer
+            else "",
+        )
 
     # -- permissions ----------------------------------------------------------
 
@@ -767,7 +773,8 @@ class ActionFilter(admin.SimpleListFilter):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("at", "event", "actor_username", "object_type", "object_id", "ip")
+    list_display = ("when", "event", "actor_username", "object_type", "object_id", "ip")
+    list_display_links = ("when",)
     list_filter = (ActionFilter, "at", ("actor", admin.RelatedOnlyFieldListFilter))
     search_fields = ("object_id__exact", "action")
     date_hierarchy = "at"
@@ -783,6 +790,14 @@ class AuditEventAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
     list_select_related = ("actor",)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {"title": gettext("Audit log"), **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description=_("When"), ordering="at")
+    def when(self, obj):
+        return timezone.localtime(obj.at).strftime("%Y-%m-%d %H:%M:%S")
 
     @admin.display(description=_("Action"), ordering="action")
     def event(self, obj):

@@ -416,7 +416,13 @@ def test_queue_shows_flag_counts_as_text_badges_and_who_is_reviewing(client, cli
     client.force_login(clinician)
     html = client.get(reverse("admin:intake_screening_changelist")).content.decode()
     # SUI-01 is urgent (with review severity) and is counted once, as urgent.
-    for text in ("1 urgent", "1 review", "1 caution", "1 info", "In review by Sam Okafor"):
+    for text in (
+        "1 urgent",
+        "1 review",
+        "1 caution",
+        "1 info",
+        'In review</span><span class="queue-reviewer">by Sam Okafor</span>',
+    ):
         assert text in html
     assert "2 review" not in html
     assert 'class="flag-badge flag-urgent"' in html

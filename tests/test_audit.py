@@ -230,6 +230,9 @@ def test_the_log_shows_what_each_action_means_in_local_time(client, screening, c
     client.get(reverse("admin:intake_screening_change", args=[screening.pk]))
     html = client.get(reverse("admin:intake_auditevent_changelist")).content.decode()
     assert "Screening viewed" in html and "intake.screening.viewed" in html
+    assert "<title>Audit log |" in html
+    latest = AuditEvent.objects.latest("id")
+    assert f"{timezone.localtime(latest.at):%Y-%m-%d %H:%M:%S}" in html  # seconds, local time
     filtered = client.get(
         reverse("admin:intake_auditevent_changelist"), {"action": "intake.screening.viewed"}
     )
