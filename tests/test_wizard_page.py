@@ -90,3 +90,22 @@ def test_step_page_lists_every_section_once(client, staff_user):
     page, sections = response.content.decode(), response.context["sections"]
     assert page.count('class="wizard-progress-item') == len(sections)
     assert page.count('aria-current="step"') == 1
+
+
+def test_skip_link_lands_on_the_step_and_the_step_comes_before_the_sections(client, staff_user):
+    """Keyboard order follows what is seen at every width: the section list is after the step."""
+    client.force_login(staff_user)
+    draft = start(client)
+    page = client.get(step_url(draft, "patient")).content.decode()
+    assert page.count('href="#step-content"') == 1
+    assert page.count('id="step-content"') == 1
+    step = page.index('id="step-content"')
+    assert step < page.index("<h1") < page.index("data-wizard") < page.index("wizard-progress\"")
+    assert 'aria-labelledby="progress-title"' in page
+
+
+def test_other_pages_skip_to_main(client, staff_user):
+    client.force_login(staff_user)
+    page = client.get("/").content.decode()
+    assert 'href="#main"' in page
+    assert 'id="main"' in page
