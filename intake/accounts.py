@@ -1,5 +1,6 @@
 """Create staff accounts with a role; audit password changes."""
 
+from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.models import Group
@@ -8,6 +9,7 @@ from django.db import transaction
 
 from intake import audit
 from intake.roles import ADMIN_ROLES
+from intake.security import idle_sign_out_message
 
 
 class AccountError(Exception):
@@ -42,4 +44,14 @@ class PasswordChangeView(auth_views.PasswordChangeView):
             request=self.request,
             detail={"by": "self"},
         )
+        return response
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's sign-out; after the idle timeout (idle.js posts ``idle=1``) it says why."""
+
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        if request.POST.get("idle") == "1":
+            messages.info(request, idle_sign_out_message(draft_saved=False))
         return response

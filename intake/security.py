@@ -184,6 +184,19 @@ def keepalive(request):
     return HttpResponse(status=204)
 
 
+def idle_sign_out_message(*, draft_saved):
+    """Return what the sign-in page says after the idle timeout signed someone out."""
+    minutes = max(1, round(settings.SESSION_COOKIE_AGE / 60))
+    text = ngettext(
+        "You were signed out after %(minutes)d minute without activity.",
+        "You were signed out after %(minutes)d minutes without activity.",
+        minutes,
+    ) % {"minutes": minutes}
+    if draft_saved:
+        text += " " + _("Your draft was saved; sign in to continue where you left off.")
+    return text
+
+
 def idle_timeout(request):
     """Expose the idle-timeout settings to templates (context processor)."""
     return {

@@ -8,7 +8,7 @@ urlpatterns = [
     # No self-service password reset: it would be a public form that sends mail;
     # a clinic admin resets passwords (admin or the create_user command).
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", accounts.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password_change/",
         accounts.PasswordChangeView.as_view(),

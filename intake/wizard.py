@@ -18,7 +18,7 @@ from django.contrib.auth.decorators import permission_required
 from django.contrib.auth.views import redirect_to_login
 from django.db import transaction
 from django.forms.utils import ErrorDict
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
@@ -31,6 +31,11 @@ from formtools.wizard.views import NamedUrlWizardView, StepsHelper
 from intake import audit, instrument, lexicon, presentation, rules, services
 from intake.forms import step_form_class
 from intake.models import Draft
+from intake.security import idle_sign_out_message
+
+# idle.js sends the step's form with one of these as ``autosave``.
+AUTOSAVE_AT_TIMEOUT = "1"  # the idle timeout: save, sign out, back here after sign-in
+AUTOSAVE_IN_BACKGROUND = "background"  # the page was hidden: save and stay
 
 logger = logging.getLogger(__name__)
 
@@ -282,8 +287,14 @@ class ScreeningWizard(NamedUrlWizardView):
 
         if save_exit:
             self.persist(step, step)
-            if request.POST.get("autosave") == "1":
+            autosave = request.POST.get("autosave")
+            if autosave == AUTOSAVE_IN_BACKGROUND:
+                # The page went out of sight (a tablet asleep, another app): what
+                # was typed is kept now, as the session may end before it is back.
+                return HttpResponse(status=204)
+            if autosave == AUTOSAVE_AT_TIMEOUT:
                 logout(request)
+                messages.info(request, idle_sign_out_message(draft_saved=True))
                 return redirect_to_login(self.get_step_url(step))
             messages.success(request, _("Draft saved. Resume it from this page."))
             return redirect("intake:home")

@@ -542,3 +542,14 @@ def test_role_backend_grants_exactly_what_djangos_model_backend_grants(make_user
     assert len(RoleBackend().get_all_permissions(User.objects.get(pk=superuser.pk))) == (
         Permission.objects.count()
     )
+
+
+def test_signing_out_for_inactivity_says_why_on_the_sign_in_page(client, staff_user):
+    client.force_login(staff_user)
+    login = reverse("login")
+    response = client.post(reverse("logout"), {"next": login, "idle": "1"}, follow=True)
+    assert response.redirect_chain[-1][0] == login
+    assert "You were signed out after 15 minutes without activity." in response.content.decode()
+    client.force_login(staff_user)
+    response = client.post(reverse("logout"), {"next": login}, follow=True)
+    assert "without activity" not in response.content.decode()  # a plain sign-out

@@ -570,6 +570,38 @@ def test_autosave_saves_logs_out_and_returns_to_the_same_step(client, staff_user
     assert 'value="Ana"' in client.get(step_url(draft, "patient")).content.decode()
 
 
+def test_the_timeout_sign_in_page_says_why_and_that_the_draft_was_kept(client, staff_user):
+    client.force_login(staff_user)
+    draft = start(client)
+    data = {"patient-first_name": "Ana", "wizard_save_exit": "1", "autosave": "1"}
+    response = client.post(step_url(draft, "patient"), data, follow=True)
+    html = response.content.decode()
+    assert "You were signed out after 15 minutes without activity." in html
+    assert "Your draft was saved; sign in to continue where you left off." in html
+
+
+def test_a_background_save_keeps_what_was_typed_and_stays_signed_in(client, staff_user):
+    client.force_login(staff_user)
+    draft = start(client)
+    response = client.post(
+        step_url(draft, "patient"),
+        {
+            "patient-first_name": "Ana",
+            "patient-mrn": "MRN-77",
+            "wizard_save_exit": "1",
+            "autosave": "background",
+        },
+    )
+    assert response.status_code == 204 and response.content == b""
+    assert "_auth_user_id" in client.session
+    draft.refresh_from_db()
+    assert draft.wizard_state["step_data"]["patient"]["patient-mrn"] == ["MRN-77"]
+    assert draft.last_step == "patient"
+    event = AuditEvent.objects.filter(action="intake.draft.saved").get()
+    assert event.detail == {"step": "patient"}
+    assert "Draft saved" not in client.get(reverse("intake:home")).content.decode()
+
+
 def test_draft_saves_are_audited_with_step_slug_only(staff_client):
     draft = start(staff_client)
     staff_client.post(step_url(draft, "patient"), post_data("patient", quiet_answers()))

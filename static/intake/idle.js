@@ -12,6 +12,10 @@
  *    wizard_save_exit button (with autosave=1; the server then signs out and
  *    sends the user to the login page with next= the draft step); any other
  *    page signs out and returns to the login page with next= this page.
+ * When such a page goes out of sight (a tablet sleeps, another app or tab is
+ * opened) with answers typed since the last save, they are saved in the
+ * background (autosave=background) while the session is still alive: a
+ * sleeping page's timers do not run, so its timeout save may come too late.
  * Tabs share the last server contact through localStorage so an active tab
  * keeps idle ones from signing out.
  * Configuration comes from data- attributes on <body>; no inline script.
@@ -112,7 +116,7 @@
   function signOut() {
     var next = loginUrl + "?next=" + encodeURIComponent(currentPath());
     if (logoutUrl && csrfToken) {
-      postForm(logoutUrl, { csrfmiddlewaretoken: csrfToken, next: next });
+      postForm(logoutUrl, { csrfmiddlewaretoken: csrfToken, next: next, idle: "1" });
     } else {
       window.location.assign(next);
     }
@@ -139,6 +143,56 @@
     form.noValidate = true;
     button.click();
     return true;
+  }
+
+  var draftForm = document.querySelector("form[data-autosave]");
+  var unsaved = false;
+  var leaving = false;
+
+  function saveInBackground() {
+    if (!draftForm || !unsaved || leaving || finished) {
+      return;
+    }
+    var data = new FormData(draftForm);
+    data.set("wizard_save_exit", "1");
+    data.set("autosave", "background");
+    unsaved = false;
+    window
+      .fetch(draftForm.action || window.location.href, {
+        method: "POST",
+        body: data,
+        credentials: "same-origin",
+        redirect: "manual",
+        keepalive: true,
+      })
+      .then(function (response) {
+        if (response.status === 204) {
+          lastServerContact = Date.now();
+          share();
+        } else {
+          unsaved = true;
+        }
+      })
+      .catch(function () {
+        unsaved = true;
+      });
+  }
+
+  if (draftForm) {
+    ["input", "change"].forEach(function (type) {
+      draftForm.addEventListener(type, function () {
+        unsaved = true;
+      });
+    });
+    // A submit saves the step itself; a background save racing it would not help.
+    draftForm.addEventListener("submit", function () {
+      leaving = true;
+    });
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "hidden") {
+        saveInBackground();
+      }
+    });
   }
 
   function finish() {

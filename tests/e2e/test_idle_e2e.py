@@ -36,6 +36,8 @@ def plain_page(request):
 def autosave_step(request):
     if request.method == "POST":
         RECEIVED.append(dict(request.POST.items()))
+        if request.POST.get("autosave") == "background":
+            return HttpResponse(status=204)
         logout(request)
         return redirect(f"{reverse('login')}?next={request.path}")
     return render_string(request, AUTOSAVE_PAGE)
@@ -96,6 +98,7 @@ def test_warning_dialog_keeps_the_session_then_signs_out_when_idle(idle_app, chr
     page.wait_for_selector("#idle-dialog:not([open])", state="attached", timeout=2_000)
 
     page.wait_for_url(f"{base_url}/accounts/login/?next=%2Fe2e%2Fpage%2F", timeout=20_000)
+    assert "You were signed out after 1 minute without activity." in page.content()
     page.goto(base_url + "/e2e/page/")
     assert page.url.startswith(base_url + "/accounts/login/")
     assert problems == []
@@ -115,3 +118,28 @@ def test_idle_wizard_step_is_saved_before_sign_out(idle_app, chromium):
     assert len(RECEIVED) == 1
     assert RECEIVED[0]["autosave"] == "1"
     assert RECEIVED[0]["wizard_save_exit"] == "1"
+
+
+HIDE_PAGE = """
+Object.defineProperty(document, "visibilityState", {value: "hidden", configurable: true});
+document.dispatchEvent(new Event("visibilitychange"));
+"""
+
+
+def test_typed_answers_are_saved_when_the_page_goes_out_of_sight(idle_app, chromium):
+    base_url, session_key = idle_app
+    context, page, problems = browser_page(chromium, base_url, session_key)
+    page.goto(base_url + "/e2e/autosave/")
+    page.evaluate(HIDE_PAGE)  # nothing typed yet: nothing to save
+    page.fill("#answer", "typed before the tablet slept")
+    with page.expect_response(lambda r: r.url.endswith("/e2e/autosave/")) as info:
+        page.evaluate(HIDE_PAGE)
+    assert info.value.status == 204
+    assert page.url == base_url + "/e2e/autosave/"  # still on the page, still signed in
+    page.evaluate(HIDE_PAGE)  # unchanged since: no second save
+    page.wait_for_timeout(300)
+    assert problems == []
+    context.close()
+    assert [(r["answer"], r["autosave"], r["wizard_save_exit"]) for r in RECEIVED] == [
+        ("typed before the tablet slept", "background", "1")
+    ]
