@@ -505,7 +505,10 @@ def error_summary(form):
     if not form.is_bound or not form.errors:
         return []
     summary = []
-    for name, errors in form.errors.items():
+    # Form order, like the page: the step-wide checks add their errors after
+    # the fields' own, so errors.items() is not.
+    order = {name: index for index, name in enumerate(["__all__", *form.fields])}
+    for name, errors in sorted(form.errors.items(), key=lambda item: order.get(item[0], 0)):
         if name == "__all__":
             summary.append(("", "", list(errors)))
             continue

@@ -1,6 +1,7 @@
 """The wizard driven through the test client: drafts, branching, navigation, submission."""
 
 import datetime as dt
+import re
 from decimal import Decimal
 from urllib.parse import parse_qs, urlparse
 
@@ -427,6 +428,21 @@ def test_errors_show_a_summary_linking_to_fields(staff_client):
     assert 'id="error-summary"' in body
     assert 'href="#id_patient-last_name"' in body
     assert 'href="#id_patient-sex_at_birth_0"' in body
+
+
+def test_the_error_summary_lists_errors_in_the_order_of_the_form(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers()
+    staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
+    data = post_data("vitals", answers)
+    data["vitals-vit_hr"] = "72.5"  # a field's own error
+    data["vitals-vit_dbp"] = str(answers["vit_sbp"] + 5)  # a step-wide check's error
+    response = staff_client.post(step_url(draft, "vitals"), data)
+    summary = response.content.decode().split('id="error-summary"')[1].split("</ul>")[0]
+    links = re.findall(r'href="#id_vitals-(\w+)"', summary)
+    assert set(links) == {"vit_dbp", "vit_hr"}, links
+    fields = list(instrument.STEPS_BY_SLUG["vitals"].codes)
+    assert links == sorted(links, key=fields.index)
 
 
 def test_implausible_vital_is_accepted_on_second_save_and_warned_at_review(staff_client):
