@@ -711,9 +711,6 @@ MEDICATIONS = Step(
             MED_LIST,
             shown_when=MEDICATIONS_LISTED,
             basis="C6, L10",
-            help_text="A clinician or pharmacist verifies the list. The review page "
-            'shows, for each row, the medication classes it matched, or "not '
-            'recognized".',
         ),
         Question(
             "med_benzo_dzeq",
@@ -736,7 +733,8 @@ MEDICATIONS = Step(
             basis="C6",
         ),
     ),
-    intro="A clinician or pharmacist verifies the list.",
+    intro="A clinician or pharmacist verifies the list. The review page shows, for each row, "
+    'the medication classes it matched, or "not recognized".',
 )
 
 PSYCHIATRIC = Step(

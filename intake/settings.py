@@ -238,10 +238,10 @@ AXES_VERBOSE = False
 CLINIC_NAME = env("CLINIC_NAME", "Ketamine Therapy Clinic")
 SUICIDE_SAFETY_PROTOCOL = env(
     "CLINIC_SUICIDE_SAFETY_PROTOCOL",
-    "Start the clinic's suicide-safety protocol now: do not leave the patient alone, "
-    "tell the clinician on duty at once, and keep the patient under safety precautions "
-    "until a mental-health professional has evaluated them. In the US, the 988 Suicide "
-    "and Crisis Lifeline can be called or texted.",
+    # Shown under SUI-01's message, which already says to start the protocol:
+    # the default gives the first steps, for the clinic to replace with its own.
+    "Do not leave the patient alone, and tell the clinician on duty at once. In the US, "
+    "the 988 Suicide and Crisis Lifeline can be called or texted.",
 )
 PDF_PAGE_SIZE = env("PDF_PAGE_SIZE", "Letter")
 DRAFT_MAX_AGE_DAYS = env("DRAFT_MAX_AGE_DAYS", 30, int)
