@@ -100,7 +100,7 @@ def test_skip_link_lands_on_the_step_and_the_step_comes_before_the_sections(clie
     assert page.count('href="#step-content"') == 1
     assert page.count('id="step-content"') == 1
     step = page.index('id="step-content"')
-    assert step < page.index("<h1") < page.index("data-wizard") < page.index("wizard-progress\"")
+    assert step < page.index("<h1") < page.index("data-wizard") < page.index('wizard-progress"')
     assert 'aria-labelledby="progress-title"' in page
 
 

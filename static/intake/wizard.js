@@ -152,7 +152,31 @@
       return body.querySelectorAll("[data-med-row]");
     }
 
+    // Row N's labels and its Remove button say N, and its inputs are <name>-<N-1>-<part>,
+    // after every add and remove: the server reads the rows in index order and numbers
+    // its messages ("Row 2: ...") by position, so names, labels and messages agree.
+    function renumber() {
+      Array.prototype.forEach.call(rows(), function (row, position) {
+        var number = String(position + 1);
+        Array.prototype.forEach.call(row.querySelectorAll("input"), function (input) {
+          var part = input.name.replace(/^.*-(name|dose|frequency)$/, "$1");
+          var label = input.parentNode.querySelector("label");
+          input.name = name + "-" + position + "-" + part;
+          input.id = idBase + "-" + position + "-" + part;
+          if (label) {
+            label.htmlFor = input.id;
+            label.textContent = label.textContent.replace(/\d+/, number);
+          }
+        });
+        var hiddenName = row.querySelector("[data-med-remove] .visually-hidden");
+        if (hiddenName) {
+          hiddenName.textContent = hiddenName.textContent.replace(/\d+/, number);
+        }
+      });
+    }
+
     function refresh() {
+      renumber();
       var all = rows();
       Array.prototype.forEach.call(all, function (row) {
         row.querySelector("[data-med-remove]").hidden = all.length < 2;
@@ -160,32 +184,11 @@
       addButton.hidden = all.length >= maxRows;
     }
 
-    function nextIndex() {
-      var highest = -1;
-      Array.prototype.forEach.call(body.querySelectorAll("input[name]"), function (input) {
-        var match = input.name.match(/-(\d+)-(name|dose|frequency)$/);
-        if (match) {
-          highest = Math.max(highest, Number(match[1]));
-        }
-      });
-      return highest + 1;
-    }
-
     addButton.addEventListener("click", function () {
       var all = rows();
-      var template = all[all.length - 1];
-      var row = template.cloneNode(true);
-      var index = nextIndex();
-      var number = all.length + 1;
+      var row = all[all.length - 1].cloneNode(true);
       Array.prototype.forEach.call(row.querySelectorAll("input"), function (input) {
-        var part = input.name.replace(/^.*-(name|dose|frequency)$/, "$1");
-        input.name = name + "-" + index + "-" + part;
-        input.id = idBase + "-" + index + "-" + part;
         input.value = "";
-        var label = row.querySelector('label[for="' + input.id + '"]') ||
-          input.parentNode.querySelector("label");
-        label.htmlFor = input.id;
-        label.textContent = label.textContent.replace(/\d+/, String(number));
       });
       body.appendChild(row);
       refresh();

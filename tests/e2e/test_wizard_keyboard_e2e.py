@@ -1,0 +1,96 @@
+"""The wizard by keyboard at tablet and laptop widths: Tab order, skip link, medication rows."""
+
+import pytest
+
+from intake.models import Draft
+from tests.e2e.test_wizard_e2e import NEXT, ready_draft, realistic_answers, step_path
+
+pytestmark = pytest.mark.e2e
+
+FOCUSED = """() => { const e = document.activeElement; return {
+    tag: e.tagName, id: e.id, name: e.name || "", text: (e.innerText || "").trim(),
+    section: !!e.closest(".wizard-progress"), header: !!e.closest("header") }; }"""
+
+
+def tab_stops(page, limit):
+    """Return what Tab focuses, from the top of the page until it leaves the page."""
+    page.locator("body").focus()
+    stops = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        stop = page.evaluate(FOCUSED)
+        if stop["tag"] == "BODY":
+            return stops
+        stops.append(stop)
+    raise AssertionError(f"Tab never left the page in {limit} presses")
+
+
+@pytest.mark.parametrize("width, height", [(1280, 900), (768, 1024)])
+def test_tab_reaches_the_step_before_the_section_list(
+    signed_in_page, live_server, e2e_staff, screenshots, width, height
+):
+    page = signed_in_page
+    page.set_viewport_size({"width": width, "height": height})
+    draft = ready_draft(e2e_staff, realistic_answers())
+    page.goto(live_server.url + step_path(draft.pk, "alcohol"))
+    stops = tab_stops(page, 120)
+    assert stops[0]["text"] == "Skip to main content"
+    first_question = next(i for i, stop in enumerate(stops) if stop["name"].startswith("alcohol-"))
+    assert all(stop["header"] for stop in stops[1:first_question])  # brand, Sign out
+    assert stops[first_question]["name"] == "alcohol-audc_1"
+    sections = [i for i, stop in enumerate(stops) if stop["section"]]
+    next_button = next(i for i, stop in enumerate(stops) if stop["text"] == "Next")
+    assert len(sections) == 12  # 13 reached sections but the current one, which is no link
+    assert next_button < sections[0]
+    if width < 992:
+        # Below lg the section list is shown under the step: Tab goes down the page.
+        tops = [
+            page.locator(".wizard-progress a").first.bounding_box()["y"],
+            page.locator(NEXT).bounding_box()["y"],
+        ]
+        assert tops[0] > tops[1]
+
+    page.locator("body").focus()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    assert page.evaluate(FOCUSED)["id"] == "step-content"
+    page.screenshot(path=str(screenshots / f"keyboard-skip-{width}.png"))
+    page.keyboard.press("Tab")
+    assert page.evaluate(FOCUSED)["name"] == "alcohol-audc_1"
+
+
+def test_medicine_rows_are_renumbered_after_add_and_remove(
+    signed_in_page, live_server, e2e_staff, screenshots
+):
+    page = signed_in_page
+    page.set_viewport_size({"width": 768, "height": 1024})
+    draft = ready_draft(e2e_staff, realistic_answers(), last_step="medications")
+    page.goto(live_server.url + step_path(draft.pk, "medications"))
+    rows = page.locator("[data-med-row]")
+    assert rows.count() == 4  # Sertraline, Lorazepam and two blank rows
+    add = page.get_by_role("button", name="Add another medicine")
+    add.focus()
+    page.keyboard.press("Enter")
+    add.focus()
+    page.keyboard.press("Enter")
+    assert rows.count() == 6
+    rows.nth(4).get_by_label("Medicine 5: name").fill("Zolpidem")
+    rows.nth(5).get_by_label("Medicine 6: name").fill("Melatonin")
+    page.get_by_role("button", name="Remove medicine 2", exact=True).focus()
+    page.keyboard.press("Enter")
+
+    assert rows.count() == 5
+    for number in range(1, 6):
+        row = rows.nth(number - 1)
+        assert row.get_by_role("button", name=f"Remove medicine {number}", exact=True).count() == 1
+        for part, label in (("name", "name"), ("dose", "dose"), ("frequency", "how often")):
+            field = row.get_by_label(f"Medicine {number}: {label}", exact=True)
+            assert field.get_attribute("name") == f"medications-medications-{number - 1}-{part}"
+    assert page.get_by_role("button", name="Remove medicine 6").count() == 0
+    assert page.get_by_label("Medicine 4: name").input_value() == "Zolpidem"
+    page.screenshot(path=str(screenshots / "keyboard-medicine-rows.png"), full_page=True)
+
+    page.click(NEXT)
+    page.wait_for_url(f"**{step_path(draft.pk, 'psychiatric')}")
+    saved = Draft.objects.get(pk=draft.pk).answers["medications"]
+    assert [row["name"] for row in saved] == ["Sertraline", "Zolpidem", "Melatonin"]
