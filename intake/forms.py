@@ -26,6 +26,26 @@ from intake import instrument
 
 INLINE_RADIO_TYPES = {instrument.YN, instrument.YNU, instrument.SCALE}
 TEXTAREA_MIN_LENGTH = 500
+# Bounds of every date and date-time input. Chromium lets a year field take as many
+# digits as the bounds allow (six without them: "11222026" then a time typed quickly
+# made the year 202608 and the value empty); 4-digit bounds keep it to four. The
+# form is novalidate, so the bounds never stop a submission: the server's messages
+# ("cannot be in the future", "before the date of birth") stay the ones shown.
+EARLIEST_DATE = "1900-01-01"
+LATEST_DATE = "9999-12-31"
+
+
+def date_input_limits(kind: str, *, up_to_today: bool, today: dt.date) -> dict[str, str]:
+    """Return the ``min`` and ``max`` attributes of a date (or date-time) input.
+
+    A question about the past (``not_future`` or ``past_event``) ends on the
+    screening date in the clinic's time zone; a date-time one at its last minute,
+    so that a page left open for a while never marks the current time out of range.
+    """
+    latest = today.isoformat() if up_to_today else LATEST_DATE
+    if kind == instrument.DATETIME:
+        return {"min": f"{EARLIEST_DATE}T00:00", "max": f"{latest}T23:59"}
+    return {"min": EARLIEST_DATE, "max": latest}
 
 
 def is_empty(value):
@@ -481,6 +501,7 @@ class Question(Field):
             "inline": q.type in INLINE_RADIO_TYPES,
             "input_type": "checkbox" if q.type == instrument.MULTI else "radio",
             "exclusive": q.type == instrument.MULTI,
+            "up_to_today": q.not_future or q.past_event,
         }
         self._options = {}
         self._shells = {}
@@ -515,6 +536,12 @@ class Question(Field):
         attrs = self.attrs
         if attrs and bound.errors:
             attrs = {**attrs, "class": f"{attrs['class']} is-invalid"}
+        kind = self.question["type"]
+        if kind in (instrument.DATE, instrument.DATETIME):
+            limits = date_input_limits(
+                kind, up_to_today=self.question["up_to_today"], today=bound.form.screening_date
+            )
+            attrs = {**(attrs or {}), **limits}
         return bound.as_widget(attrs=attrs)
 
     def options(self, bound):

@@ -9,9 +9,15 @@ from django.template import Context
 from django.utils import timezone
 
 from intake import instrument, thresholds
-from intake.forms import INNER_MARKER, PythonMarkup, step_form_class, step_form_helper
+from intake.forms import (
+    INNER_MARKER,
+    PythonMarkup,
+    date_input_limits,
+    step_form_class,
+    step_form_helper,
+)
 from tests.factories import quiet_answers
-from tests.wizard_helpers import post_data
+from tests.wizard_helpers import post_data, start, step_url
 
 DEFAULTS = dict(thresholds.DEFAULTS)
 
@@ -223,6 +229,61 @@ def test_past_event_not_after_screening_date_nor_before_birth():
     assert "date of birth" in before_birth.errors["cv_mi_date"][0]
     fine = form_for("cardiovascular", cv_mi="yes", cv_mi_date=dt.date(2020, 5, 1))
     assert fine.is_valid(), fine.errors
+
+
+DATE_QUESTIONS = [
+    q for q in instrument.QUESTIONS.values() if q.type in (instrument.DATE, instrument.DATETIME)
+]
+
+
+def rendered_input(form, code):
+    question = next(q for q in form.helper.layout.fields if q.question["code"] == code)
+    return question.render(form, Context())
+
+
+@pytest.mark.parametrize("q", DATE_QUESTIONS, ids=lambda q: q.code)
+def test_date_inputs_are_bounded_to_four_digit_years_ending_on_the_screening_date(q):
+    """Chromium lets a year take six digits unless min/max bound it (typed fast, 202608)."""
+    assert q.not_future or q.past_event  # every date in the instrument is in the past
+    # 03:30 UTC on 23 November is still 22 November in the clinic (America/New_York).
+    now = dt.datetime(2026, 11, 23, 3, 30, tzinfo=dt.UTC)
+    slug = instrument.step_of(q.code).slug
+    form = step_form_class(slug)(
+        data={}, prefix=slug, context_answers={}, thresholds=DEFAULTS, now=now
+    )
+    html = rendered_input(form, q.code)
+    if q.type == instrument.DATE:
+        assert 'type="date"' in html
+        assert 'min="1900-01-01" max="2026-11-22"' in html
+    else:
+        assert 'type="datetime-local"' in html
+        assert 'min="1900-01-01T00:00" max="2026-11-22T23:59"' in html
+
+
+def test_date_input_limits_without_an_end_allow_any_four_digit_year():
+    today = dt.date(2026, 11, 22)
+    assert date_input_limits(instrument.DATE, up_to_today=False, today=today) == {
+        "min": "1900-01-01",
+        "max": "9999-12-31",
+    }
+    assert date_input_limits(instrument.DATETIME, up_to_today=False, today=today) == {
+        "min": "1900-01-01T00:00",
+        "max": "9999-12-31T23:59",
+    }
+
+
+def test_bounds_never_replace_the_servers_messages(client, staff_user):
+    """The step form is novalidate: a date past max is posted and the server explains it."""
+    client.force_login(staff_user)
+    draft = start(client)
+    tomorrow = timezone.localdate() + dt.timedelta(days=1)
+    response = client.post(
+        step_url(draft, "patient"), post_data("patient", quiet_answers(date_of_birth=tomorrow))
+    )
+    page = response.content.decode()
+    assert '<form method="post" novalidate' in page
+    assert "The date of birth cannot be in the future." in page
+    assert f'max="{timezone.localdate().isoformat()}"' in page
 
 
 # Alcohol answers under which the time of the last drink is asked.

@@ -1,6 +1,9 @@
 """The wizard by keyboard at tablet and laptop widths: Tab order, skip link, medication rows."""
 
+import datetime as dt
+
 import pytest
+from django.utils import timezone
 
 from intake.models import Draft
 from tests.e2e.test_wizard_e2e import NEXT, ready_draft, realistic_answers, step_path
@@ -94,3 +97,23 @@ def test_medicine_rows_are_renumbered_after_add_and_remove(
     page.wait_for_url(f"**{step_path(draft.pk, 'psychiatric')}")
     saved = Draft.objects.get(pk=draft.pk).answers["medications"]
     assert [row["name"] for row in saved] == ["Sertraline", "Zolpidem", "Melatonin"]
+
+
+def test_a_date_and_time_typed_quickly_keeps_a_four_digit_year(
+    signed_in_page, live_server, e2e_staff, screenshots
+):
+    page = signed_in_page
+    draft = ready_draft(e2e_staff, realistic_answers(), last_step="alcohol")
+    page.goto(live_server.url + step_path(draft.pk, "alcohol"))
+    field = page.locator('[name="alcohol-alc_last_drink"]')
+    field.fill("")
+    field.focus()
+    yesterday = timezone.localdate() - dt.timedelta(days=1)
+    page.keyboard.type(yesterday.strftime("%m%d%Y"))
+    page.keyboard.type("0830P")
+    assert field.input_value() == f"{yesterday.isoformat()}T20:30"
+    field.screenshot(path=str(screenshots / "keyboard-last-drink.png"))
+    page.click(NEXT)
+    page.wait_for_url(f"**{step_path(draft.pk, 'substances')}")
+    saved = Draft.objects.get(pk=draft.pk).answers["alc_last_drink"]
+    assert saved.startswith(f"{yesterday.isoformat()}T")
