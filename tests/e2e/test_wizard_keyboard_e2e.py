@@ -122,3 +122,21 @@ def test_a_date_and_time_typed_quickly_keeps_a_four_digit_year(
     page.wait_for_url(f"**{step_path(draft.pk, 'substances')}")
     saved = Draft.objects.get(pk=draft.pk).answers["alc_last_drink"]
     assert saved.startswith(f"{yesterday.isoformat()}T")
+
+
+def test_each_resume_link_has_its_own_accessible_name(signed_in_page, live_server, e2e_staff):
+    page = signed_in_page
+    named = ready_draft(e2e_staff, realistic_answers(), last_step="vitals")
+    started = timezone.localtime().replace(second=0, microsecond=0)
+    unnamed = [Draft.objects.create(created_by=e2e_staff, created_at=started) for _ in range(2)]
+    page.goto(live_server.url + "/")
+    links = page.locator("#drafts-title ~ * a", has_text="Resume")
+    assert links.count() == 3
+    when = started.strftime("%Y-%m-%d %H:%M")
+    expected = ["Resume Maria Lopez"] + [f"Resume draft {d.pk}, started {when}" for d in unnamed]
+    for name in expected:
+        assert page.get_by_role("link", name=name, exact=True).count() == 1, name
+    assert page.get_by_role("link", name="Resume", exact=True).count() == 0
+    hrefs = links.evaluate_all("links => links.map(link => link.getAttribute('href'))")
+    assert f"/drafts/{named.pk}/vitals/" in hrefs
+    assert not any("Maria" in href or "Lopez" in href for href in hrefs)
