@@ -99,7 +99,8 @@ def keyboard_value(q, value):
         return value.strftime("%m%d%Y")
     if q.type == instrument.DATETIME:
         local = timezone.localtime(value)
-        return local.strftime("%m%d%Y") + "\t" + local.strftime("%I%M%p")
+        # The input's 4-digit max moves from the year to the hour by itself, as for a person.
+        return local.strftime("%m%d%Y%I%M%p")
     return str(value)
 
 
