@@ -26,6 +26,25 @@ def determination():
     return Determination.objects.get(label="More information needed")
 
 
+def at_once(function, argument_lists):
+    """Call ``function`` once per argument list, each in its own thread, released together."""
+    barrier = threading.Barrier(len(argument_lists))
+
+    def run(*args):
+        try:
+            barrier.wait(timeout=5)
+            function(*args)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=args) for args in argument_lists]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+
+
 def sign(screening, user, determination, **overrides):
     kwargs = {
         "screening_id": screening.pk,
@@ -166,25 +185,16 @@ def test_two_clinicians_signing_at_once_one_succeeds(make_user):
     second = make_user("second", "clinician")
     target = flagged_screening(staff_user, ["BP-02"])
     determination = Determination.objects.first()
-    barrier = threading.Barrier(2)
     outcomes = {}
 
     def attempt(user):
         try:
-            barrier.wait(timeout=5)
             sign(target, user, determination, acknowledged_rule_ids=["BP-02"])
             outcomes[user.username] = "signed"
         except IntakeError as exc:
             outcomes[user.username] = str(exc)
-        finally:
-            close_old_connections()
-            connection.close()
 
-    threads = [threading.Thread(target=attempt, args=(user,)) for user in (first, second)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=20)
+    at_once(attempt, [(first,), (second,)])
     assert sorted(outcomes.values(), key=lambda v: v != "signed")[0] == "signed"
     loser = [text for text in outcomes.values() if text != "signed"]
     assert len(loser) == 1 and "already signed by" in loser[0]
@@ -262,29 +272,19 @@ def test_one_addendum_form_sent_twice_at_once_signs_one(make_user):
     clinician = make_user("doc", "clinician")
     target = flagged_screening(staff_user, ["BP-02"])
     sign(target, clinician, Determination.objects.first(), acknowledged_rule_ids=["BP-02"])
-    barrier = threading.Barrier(2)
     outcomes = []
 
     def attempt():
-        try:
-            barrier.wait(timeout=5)
-            addendum = reviews.add_addendum(
-                screening_id=target.pk,
-                user=clinician,
-                text="GP letter received.",
-                password=PASSWORD,
-                form_token="double-click",
-            )
-            outcomes.append(addendum.pk)
-        finally:
-            close_old_connections()
-            connection.close()
+        addendum = reviews.add_addendum(
+            screening_id=target.pk,
+            user=clinician,
+            text="GP letter received.",
+            password=PASSWORD,
+            form_token="double-click",
+        )
+        outcomes.append(addendum.pk)
 
-    threads = [threading.Thread(target=attempt) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=20)
+    at_once(attempt, [(), ()])
     assert len(outcomes) == 2 and len(set(outcomes)) == 1
     assert Addendum.objects.filter(screening=target).count() == 1
 
