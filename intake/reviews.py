@@ -225,7 +225,9 @@ def add_addendum(
     """Append a signed addendum to a reviewed screening; nothing earlier changes.
 
     ``form_token`` identifies the form it comes from: sent again, by its author,
-    it returns the addendum already signed instead of signing a second one.
+    it returns the addendum already signed instead of signing a second one. An
+    addendum its author already signed word for word on this screening, from
+    another form (the page reloaded by "Back"), is refused: it adds nothing.
     """
     _require(user, "intake.review_screening", "intake.add_addendum")
     _check_signature(user, password)
@@ -245,6 +247,12 @@ def add_addendum(
         raise IntakeError(_("Addenda are added after a review is signed."))
     if not text:
         raise IntakeError(_("Write the addendum text."))
+    same = screening.addenda.filter(author=user, text=text).first()
+    if same is not None:
+        raise IntakeError(
+            _("You already signed this addendum at %(when)s.")
+            % {"when": timezone.localtime(same.signed_at).strftime("%Y-%m-%d %H:%M")}
+        )
     addendum = Addendum(
         screening=screening,
         author=user,

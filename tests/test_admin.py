@@ -764,6 +764,12 @@ def test_the_addendum_page_posted_twice_signs_one_addendum(client, clinician, st
         response = client.post(url, data)
         assert response.status_code == 302
     assert [a.text for a in screening.addenda.all()] == ["GP letter received."]
+    # "Back" reloads the page: a new token, the typed text restored by the browser.
+    reloaded = client.get(url).context["form"]["form_token"].value()
+    response = client.post(url, {**data, "form_token": reloaded})
+    assert response.status_code == 200
+    assert "You already signed this addendum at" in response.content.decode()
+    assert screening.addenda.count() == 1
 
 
 def test_recording_a_review_of_a_signed_screening_redirects_with_the_signer(

@@ -238,6 +238,8 @@ def test_the_same_addendum_form_sent_twice_signs_one_addendum(screening, clinici
     assert actions().count("intake.addendum.signed") == 1
     with pytest.raises(IntakeError, match="already signed"):
         send("Another note, after Back.")  # same form, new text: refused, not dropped
+    with pytest.raises(IntakeError, match="You already signed this addendum at"):
+        send("Spoke to GP.", token="form-3")  # same text from a reloaded form ("Back")
     second = send("Another note.", token="form-2")
     assert list(screening.addenda.all()) == [first, second]
     assert [a.text for a in Addendum.objects.all()] == ["Spoke to GP.", "Another note."]
