@@ -286,12 +286,15 @@ class ScreeningWizard(NamedUrlWizardView):
         form_list = self.get_form_list()
 
         if save_exit:
-            self.persist(step, step)
             autosave = request.POST.get("autosave")
             if autosave == AUTOSAVE_IN_BACKGROUND:
-                # The page went out of sight (a tablet asleep, another app): what
-                # was typed is kept now, as the session may end before it is back.
+                # The page went out of sight (a tablet asleep, another app, or a
+                # link followed): what was typed is kept now, as the session may
+                # end before it is back. Where the draft resumes does not move:
+                # this save can arrive after the next page has loaded.
+                self.persist(step, self.draft.last_step or step)
                 return HttpResponse(status=204)
+            self.persist(step, step)
             if autosave == AUTOSAVE_AT_TIMEOUT:
                 logout(request)
                 messages.info(request, idle_sign_out_message(draft_saved=True))

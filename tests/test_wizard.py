@@ -616,6 +616,23 @@ def test_a_background_save_keeps_what_was_typed_and_stays_signed_in(client, staf
     event = AuditEvent.objects.filter(action="intake.draft.saved").get()
     assert event.detail == {"step": "patient"}
     assert "Draft saved" not in client.get(reverse("intake:home")).content.decode()
+    # Arriving after the next page loaded (a section link was followed), a
+    # background save of the page left behind does not move where the draft resumes.
+    client.post(step_url(draft, "patient"), post_data("patient", quiet_answers()))
+    draft.refresh_from_db()
+    assert draft.last_step == "vitals"
+    response = client.post(
+        step_url(draft, "patient"),
+        {
+            **post_data("patient", quiet_answers(mrn="MRN-78")),
+            "wizard_save_exit": "1",
+            "autosave": "background",
+        },
+    )
+    assert response.status_code == 204
+    draft.refresh_from_db()
+    assert draft.last_step == "vitals"
+    assert draft.answers["mrn"] == "MRN-78"
 
 
 def test_draft_saves_are_audited_with_step_slug_only(staff_client):
