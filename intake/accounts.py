@@ -55,3 +55,12 @@ class LogoutView(auth_views.LogoutView):
         if request.POST.get("idle") == "1":
             messages.info(request, idle_sign_out_message(draft_saved=False))
         return response
+
+
+class LoginView(auth_views.LoginView):
+    """Django's sign-in; reached from a page the idle timeout closed, it says why."""
+
+    def get(self, request, *args, **kwargs):
+        if request.GET.get("timeout") == "1":
+            messages.info(request, idle_sign_out_message(draft_saved=False))
+        return super().get(request, *args, **kwargs)

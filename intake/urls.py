@@ -7,7 +7,7 @@ from intake import accounts, security, views
 urlpatterns = [
     # No self-service password reset: it would be a public form that sends mail;
     # a clinic admin resets passwords (admin or the create_user command).
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", accounts.LoginView.as_view(), name="login"),
     path("accounts/logout/", accounts.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password_change/",

@@ -553,3 +553,9 @@ def test_signing_out_for_inactivity_says_why_on_the_sign_in_page(client, staff_u
     client.force_login(staff_user)
     response = client.post(reverse("logout"), {"next": login}, follow=True)
     assert "without activity" not in response.content.decode()  # a plain sign-out
+
+
+def test_the_sign_in_page_reached_after_a_timeout_says_why(client):
+    response = client.get(reverse("login"), {"next": "/", "timeout": "1"})
+    assert "You were signed out after 15 minutes without activity." in response.content.decode()
+    assert "without activity" not in client.get(reverse("login")).content.decode()

@@ -36,6 +36,7 @@
   var csrfToken = tokenMeta ? tokenMeta.getAttribute("content") : "";
 
   // Act a little before the server's end so the final save still has a live session.
+  var serverEndMs = timeoutSeconds * 1000;
   var marginMs = Math.min(30, Math.max(2, timeoutSeconds / 10)) * 1000;
   var endMs = timeoutSeconds * 1000 - marginMs;
   var warnMs = Math.max(0, endMs - warningSeconds * 1000);
@@ -111,6 +112,15 @@
 
   function currentPath() {
     return window.location.pathname + window.location.search;
+  }
+
+  // The session has already ended (the page slept past it): a save could not
+  // reach the server, so go straight to sign-in, which says why.
+  function toSignIn() {
+    finished = true;
+    window.clearInterval(timer);
+    closeDialog();
+    window.location.assign(loginUrl + "?next=" + encodeURIComponent(currentPath()) + "&timeout=1");
   }
 
   function signOut() {
@@ -194,6 +204,12 @@
       }
     });
   }
+  // Back in sight (a tablet woken): check the clock at once, before anyone types.
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") {
+      tick();
+    }
+  });
 
   function finish() {
     if (finished) {
@@ -226,9 +242,7 @@
           closeDialog();
         } else {
           // The session is already gone (redirected to sign-in or refused).
-          finished = true;
-          window.clearInterval(timer);
-          window.location.assign(loginUrl + "?next=" + encodeURIComponent(currentPath()));
+          toSignIn();
         }
       })
       .catch(function () {
@@ -243,8 +257,22 @@
     if (finished) {
       return;
     }
+    // Another tab may have kept the session alive while this one slept
+    // (a sleeping tab can miss the "storage" events).
+    try {
+      var shared = parseInt(window.localStorage.getItem(storageKey) || "0", 10);
+      if (shared > lastServerContact) {
+        lastServerContact = shared;
+      }
+    } catch (error) {
+      // Storage disabled: this tab's own clock only.
+    }
     var now = Date.now();
     var idleMs = now - lastServerContact;
+    if (idleMs >= serverEndMs) {
+      toSignIn();
+      return;
+    }
     if (idleMs >= endMs) {
       finish();
       return;

@@ -143,3 +143,18 @@ def test_typed_answers_are_saved_when_the_page_goes_out_of_sight(idle_app, chrom
     assert [(r["answer"], r["autosave"], r["wizard_save_exit"]) for r in RECEIVED] == [
         ("typed before the tablet slept", "background", "1")
     ]
+
+
+def test_a_page_woken_after_the_session_ended_goes_to_sign_in_and_says_why(idle_app, chromium):
+    base_url, session_key = idle_app
+    context, page, problems = browser_page(chromium, base_url, session_key)
+    page.clock.install()
+    page.goto(base_url + "/e2e/autosave/")
+    page.fill("#answer", "typed before sleeping")
+    # The tablet sleeps past the 12-second session: no timer ran, no save was sent.
+    page.clock.fast_forward("00:30")
+    page.wait_for_url(f"{base_url}/accounts/login/?next=%2Fe2e%2Fautosave%2F&timeout=1")
+    assert "You were signed out after 1 minute without activity." in page.content()
+    assert problems == []
+    context.close()
+    assert RECEIVED == []  # a save to an ended session could not have been kept
