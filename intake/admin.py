@@ -782,8 +782,8 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ("object_id__exact", "action")
     date_hierarchy = "at"
     fields = (
-        "at",
-        "action",
+        "when",
+        "event",
         "actor",
         "actor_username",
         "object_type",

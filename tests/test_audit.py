@@ -241,5 +241,9 @@ def test_the_log_shows_what_each_action_means_in_local_time(client, screening, c
     event = AuditEvent.objects.filter(action="intake.screening.viewed").latest("id")
     with timezone.override("Pacific/Auckland"):
         assert str(event).startswith(f"{timezone.localtime(event.at):%Y-%m-%d %H:%M}")
+    detail = client.get(reverse("admin:intake_auditevent_change", args=[event.pk]))
+    detail = detail.content.decode()
+    assert f"{timezone.localtime(event.at):%Y-%m-%d %H:%M:%S}" in detail
+    assert "Screening viewed" in detail and "intake.screening.viewed" in detail
     history = client.get(reverse("admin:intake_screening_change", args=[screening.pk]))
     assert "Screening viewed" in history.content.decode().split('id="history"')[1]
