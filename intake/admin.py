@@ -391,18 +391,22 @@ class ScreeningAdmin(admin.ModelAdmin):
         url = reverse("admin:intake_screening_changelist")
         return f"{url}?{urlencode(params, doseq=True)}" if params else url
 
+    def _searched_params(self, request, data, drop):
+        """Return ``data``'s queue parameters but ``drop``, its search term as a token."""
+        params = {key: values for key, values in data.lists() if key not in drop}
+        term = data.get(SEARCH_VAR, "").strip()[:SEARCH_MAX_LENGTH]
+        if term:
+            params[SEARCH_TOKEN_VAR] = remember_search(request.session, term)
+        return params
+
     def search_view(self, request):
         """Keep the posted search term in the session; show the queue searched by its token."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not self.has_view_permission(request):
             raise PermissionDenied
-        skip = {"csrfmiddlewaretoken", SEARCH_VAR, SEARCH_TOKEN_VAR, PAGE_VAR}
-        params = {key: values for key, values in request.POST.lists() if key not in skip}
-        term = request.POST.get(SEARCH_VAR, "").strip()[:SEARCH_MAX_LENGTH]
-        if term:
-            params[SEARCH_TOKEN_VAR] = remember_search(request.session, term)
-        return redirect(self._queue_url(params))
+        drop = {"csrfmiddlewaretoken", SEARCH_VAR, SEARCH_TOKEN_VAR, PAGE_VAR}
+        return redirect(self._queue_url(self._searched_params(request, request.POST, drop)))
 
     def changelist_view(self, request, extra_context=None):
         if request.method == "GET" and (
@@ -423,11 +427,9 @@ class ScreeningAdmin(admin.ModelAdmin):
 
     def _search_by_token(self, request):
         """Move a term typed into the URL (``?q=``) into the session; drop an unknown token."""
-        params = {key: values for key, values in request.GET.lists() if key != SEARCH_VAR}
-        term = request.GET.get(SEARCH_VAR, "").strip()[:SEARCH_MAX_LENGTH]
-        if term:
-            params[SEARCH_TOKEN_VAR] = remember_search(request.session, term)
-        elif recalled_search(request) is None:
+        typed = request.GET.get(SEARCH_VAR, "").strip()
+        params = self._searched_params(request, request.GET, {SEARCH_VAR})
+        if not typed and recalled_search(request) is None:
             del params[SEARCH_TOKEN_VAR]
             self.message_user(
                 request, gettext("That search has expired; search again."), messages.WARNING

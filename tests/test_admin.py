@@ -560,6 +560,10 @@ def test_a_search_typed_into_the_url_moves_to_the_session(client, clinician, sta
     assert "Quiet" not in response.url and "urgent=no" in response.url
     followed = client.get(response.url)
     assert [s.patient_last_name for s in followed.context["cl"].result_list] == ["Quiet"]
+    # A typed term wins over a stale token beside it.
+    response = client.get(url, {"q": "Quiet", "search": "stale"}, follow=True)
+    assert [s.patient_last_name for s in response.context["cl"].result_list] == ["Quiet"]
+    assert "stale" not in response.redirect_chain[-1][0]
 
 
 def test_an_unknown_search_token_says_the_search_expired(client, clinician, staff_user):
