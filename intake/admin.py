@@ -120,10 +120,7 @@ class ReviewStateFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [
             (self.DEFAULT, _("To review (awaiting or in review)")),
-            (Screening.Status.SUBMITTED, QUEUE_STATUS[Screening.Status.SUBMITTED]),
-            (Screening.Status.IN_REVIEW, QUEUE_STATUS[Screening.Status.IN_REVIEW]),
-            (Screening.Status.REVIEWED, QUEUE_STATUS[Screening.Status.REVIEWED]),
-            (Screening.Status.AMENDED, QUEUE_STATUS[Screening.Status.AMENDED]),
+            *((status, QUEUE_STATUS[status]) for status in Screening.Status),
             ("all", _("All")),
         ]
 

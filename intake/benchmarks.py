@@ -522,9 +522,7 @@ def bench_queue(*, sizes=(100, 100_000), repeat=25):
         results["queue_all_100k_ms"], _queries = _time_changelist(client, repeat, "?state=all")
     results["queue_rows_small"] = small
     results["queue_rows_large"] = Screening.objects.count()
-    results["queue_open_rows_large"] = Screening.objects.filter(
-        status=Screening.Status.SUBMITTED
-    ).count()
+    results["queue_open_rows_large"] = Screening.objects.filter(is_open=True).count()
     for key in ("queue_100_ms", "queue_100k_ms", "queue_all_100_ms", "queue_all_100k_ms"):
         results[key] = round(results[key], 1)
     results["queue_ratio"] = round(results["queue_100k_ms"] / results["queue_100_ms"], 2)
