@@ -8,7 +8,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from intake import audit, instrument, presentation, services
+from intake import audit, instrument, pdf, presentation, services
 from intake.models import Screening
 from intake.wizard import URL_NAME
 
@@ -72,12 +72,8 @@ def screening(request, pk):
     record = get_object_or_404(services.screenings_visible_to(request.user), pk=pk)
     flags = list(record.flags.all())
     flags.sort(key=lambda flag: (not flag.urgent, flag.position))
-    review = (
-        record.reviews.filter(voided_at__isnull=True)
-        .select_related("clinician")
-        .order_by("-signed_at")
-        .first()
-    )
+    # Every review, voided ones marked, in signing order: the same record as the PDF's.
+    reviews = pdf.current_reviews(record)
     addenda = list(record.addenda.select_related("author"))
     audit.record(action="intake.screening.viewed", request=request, obj=record)
     return render(
@@ -88,7 +84,7 @@ def screening(request, pk):
             "flags": flags,
             "urgent_flags": [flag for flag in flags if flag.urgent],
             "suicide_protocol": settings.SUICIDE_SAFETY_PROTOCOL,
-            "review": review,
+            "reviews": reviews,
             "addenda": addenda,
             "sections": presentation.snapshot_sections(record, tz=timezone.get_current_timezone()),
             "derived": record.derived,

@@ -253,6 +253,48 @@ def test_screening_page_shows_latest_signed_review(client, staff_user, clinician
     assert "Call GP." in body
 
 
+def test_screening_page_shows_voided_reviews_marked_beside_the_current_one(
+    client, staff_user, clinician, clinic_admin
+):
+    from intake.models import Review
+
+    screening = make_screening(staff_user)
+    Review.objects.create(
+        screening=screening,
+        clinician=clinician,
+        determination="More information needed",
+        note="Wrong patient's ECG read.",
+        signed_at=dt.datetime(2024, 7, 1, 13, 0, tzinfo=dt.UTC),
+        voided_at=dt.datetime(2024, 7, 1, 15, 45, tzinfo=dt.UTC),
+        voided_by=clinic_admin,
+        void_reason="Signed against the wrong ECG.",
+    )
+    Review.objects.create(
+        screening=screening,
+        clinician=clinician,
+        determination="Proceed to consultation",
+        note="ECG normal.",
+        signed_at=dt.datetime(2024, 7, 2, 13, 0, tzinfo=dt.UTC),
+    )
+    client.force_login(staff_user)
+    body = client.get(screening.get_absolute_url()).content.decode()
+    # Signing order, as on the PDF; only the voided one carries the mark.
+    assert body.index("Wrong patient&#x27;s ECG read.") < body.index("ECG normal.")
+    assert body.count('class="review-record review-void"') == 1
+    assert body.count('class="review-record"') == 1
+    assert (
+        f"Voided by {clinic_admin.get_username()} at 2024-07-01 11:45 EDT: "
+        "Signed against the wrong ECG."
+    ) in body
+
+
+def test_screening_page_without_reviews_shows_no_review_section(client, staff_user):
+    screening = make_screening(staff_user)
+    client.force_login(staff_user)
+    body = client.get(screening.get_absolute_url()).content.decode()
+    assert 'id="review-title"' not in body
+
+
 def add_addendum(screening, author, text, signed_at):
     from intake.models import Addendum
 
