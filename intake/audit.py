@@ -12,6 +12,7 @@ ACTION_LABELS = {
     "intake.auth.login_failed": _("Sign-in failed"),
     "intake.auth.locked_out": _("Sign-in locked out"),
     "intake.auth.lockout_lifted": _("Sign-in lockout lifted"),
+    "intake.auth.lockout_expired": _("Sign-in lockout ended (cool-off)"),
     "intake.home.viewed": _("Home page viewed"),
     "intake.draft.created": _("Draft started"),
     "intake.draft.viewed": _("Draft viewed"),

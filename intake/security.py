@@ -1,9 +1,38 @@
-"""Sign-in lockout, sign-in auditing, the idle-timeout keep-alive and error views."""
+"""Sign-in lockout, sign-in auditing, the idle-timeout keep-alive and error views.
+
+What axes signals, and what each sign-in attempt writes to the audit log
+(django-axes 8, database handler, ``AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT``
+off; checked in ``tests/test_security.py``):
+
+* A wrong password below the limit: Django sends ``user_login_failed``; one
+  ``intake.auth.login_failed`` row.
+* The wrong password that reaches the limit: Django sends ``user_login_failed``;
+  axes' receiver of it counts the failure and sends ``user_locked_out`` from
+  inside it. Two events, two rows: ``intake.auth.login_failed`` then
+  ``intake.auth.locked_out``.
+* Any attempt during the lockout, right or wrong password: ``LockoutBackend``
+  refuses it before any password is checked, Django still sends
+  ``user_login_failed`` for the refusal and axes answers with ``user_locked_out``
+  again. One row, ``intake.auth.locked_out``: the refusal is not a failed
+  password.
+* A lockout that ends by the cool-off: axes keeps the stale attempt until the
+  next sign-in, sign-in failure or sign-out by anyone reaches its handler, which
+  first deletes every attempt older than the cool-off. ``LockoutHandler``
+  audits each lockout among them as ``intake.auth.lockout_expired`` at that
+  moment, with no actor (the clock ended it, not the person whose request
+  noticed) and the time the cool-off ended in ``ended_at``. Nothing signals the
+  end itself, so with no sign-in traffic at all the row comes late or, if a
+  clinic admin lifts the stale lockout first, not at all (the lift is audited).
+"""
 
 import math
 from functools import cache
 
+from axes.attempts import get_cool_off_threshold
 from axes.backends import AxesStandaloneBackend
+from axes.exceptions import AxesBackendPermissionDenied
+from axes.handlers.database import AxesDatabaseHandler
+from axes.models import AccessAttempt
 from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -12,10 +41,11 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.contrib.contenttypes.models import ContentType
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.dispatch import receiver
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
@@ -36,7 +66,66 @@ class LockoutBackend(AxesStandaloneBackend):
         """Raise ``PermissionDenied`` for a locked-out request; otherwise return None."""
         if request is None:
             return None
-        return super().authenticate(request, username=username, password=password, **kwargs)
+        try:
+            return super().authenticate(request, username=username, password=password, **kwargs)
+        except AxesBackendPermissionDenied:
+            # Django catches this and sends user_login_failed for the refusal;
+            # the mark tells the audit receivers that no password was checked.
+            request.intake_refused_by_lockout = True
+            raise
+
+
+class LockoutHandler(AxesDatabaseHandler):
+    """axes' database handler, auditing each lockout it deletes because its cool-off ended."""
+
+    def clean_expired_user_attempts(self, request=None, credentials=None):
+        if settings.AXES_COOLOFF_TIME is None or failure_limit() is None:
+            return super().clean_expired_user_attempts(request, credentials)
+        if settings.AXES_USE_ATTEMPT_EXPIRATION:
+            expired = AccessAttempt.objects.filter(expiration__expires_at__lte=timezone.now())
+        else:
+            expired = AccessAttempt.objects.filter(
+                attempt_time__lte=get_cool_off_threshold(request)
+            )
+        count = 0
+        with transaction.atomic(using=router.db_for_write(AccessAttempt)):
+            for attempt in expired.filter(failures_since_start__gte=failure_limit()):
+                ended = timezone.localtime(lockout_end(attempt))
+                # Deleting by key first: of two requests cleaning at once, only
+                # the one that removes the row audits it.
+                deleted, _rows = AccessAttempt.objects.filter(pk=attempt.pk).delete()
+                if deleted:
+                    count += 1
+                    audit.record(
+                        action="intake.auth.lockout_expired",
+                        obj=attempt,
+                        detail={
+                            **username_detail(attempt.username),
+                            "failures": attempt.failures_since_start,
+                            "ended_at": ended.isoformat(timespec="seconds"),
+                        },
+                    )
+        return count + super().clean_expired_user_attempts(request, credentials)
+
+
+def failure_limit():
+    """Return the number of failures that locks a username and address, or None if not fixed."""
+    limit = settings.AXES_FAILURE_LIMIT
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
+def lockout_end(attempt):
+    """Return when the lockout ``attempt`` holds ends, or None if it holds none."""
+    limit = failure_limit()
+    if limit is None or attempt.failures_since_start < limit:
+        return None
+    if settings.AXES_USE_ATTEMPT_EXPIRATION and hasattr(attempt, "expiration"):
+        return attempt.expiration.expires_at
+    if settings.AXES_COOLOFF_TIME is None:
+        return None  # locked until a clinic admin lifts it
+    # The cool-off runs from the failure that locked: tries during it do not
+    # move attempt_time (AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT is off).
+    return attempt.attempt_time + settings.AXES_COOLOFF_TIME
 
 
 class RoleBackend(ModelBackend):
@@ -157,19 +246,39 @@ def audit_logout(sender, request, user, **kwargs):
     audit.record(action="intake.auth.logout", actor=user, request=request)
 
 
-@receiver(user_login_failed, dispatch_uid="intake.security.audit_login_failed")
-def audit_login_failed(sender, credentials, request=None, **kwargs):
-    """Audit a failed sign-in with the account tried; Django already hides the password."""
+def record_login_failed(request, typed_username):
+    """Audit one failed sign-in, once per request."""
+    if request is not None:
+        request.intake_login_failed_audited = True
     audit.record(
         action="intake.auth.login_failed",
         request=request,
-        detail=username_detail((credentials or {}).get("username")),
+        detail=username_detail(typed_username),
     )
+
+
+@receiver(user_login_failed, dispatch_uid="intake.security.audit_login_failed")
+def audit_login_failed(sender, credentials, request=None, **kwargs):
+    """Audit a failed sign-in with the account tried; Django already hides the password.
+
+    An attempt the lockout refused checked no password: ``audit_locked_out``
+    audits it. The failure that trips the lockout may already be audited, as
+    axes' receiver runs first and ``audit_locked_out`` writes it in order.
+    """
+    if getattr(request, "intake_refused_by_lockout", False):
+        return
+    if getattr(request, "intake_login_failed_audited", False):
+        return
+    record_login_failed(request, (credentials or {}).get("username"))
 
 
 @receiver(user_locked_out, dispatch_uid="intake.security.audit_locked_out")
 def audit_locked_out(sender, request, username, ip_address, **kwargs):
-    """Audit a sign-in refused or blocked by the lockout."""
+    """Audit a lockout: the failure that starts it, or an attempt refused during it."""
+    refused = getattr(request, "intake_refused_by_lockout", False)
+    if not refused and not getattr(request, "intake_login_failed_audited", False):
+        # The failed password that reached the limit comes first in the log.
+        record_login_failed(request, username)
     audit.record(
         action="intake.auth.locked_out",
         request=request,

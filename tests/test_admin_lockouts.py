@@ -1,11 +1,15 @@
+import datetime as dt
 import importlib
 
 import pytest
 from axes.models import AccessAttempt
 from django.apps import apps
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 
 from intake.models import AuditEvent, Role
 from tests.conftest import PASSWORD
@@ -178,3 +182,126 @@ def test_the_review_panel_titles_lockouts_for_clinic_admins(client, clinic_admin
     client.force_login(clinic_admin)
     html = client.get(reverse("admin:index")).content.decode()
     assert "Sign-in lockouts" in html and ">Axes<" not in html
+
+
+# ---------------------------------------------------------------------------
+# Times in the clinic's time zone
+
+
+def shown(value):
+    return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+
+
+def in_utc(value):
+    return date_format(value.astimezone(dt.UTC), "DATETIME_FORMAT")
+
+
+def signed_in_admin(clinic_admin):
+    # Signed in before the attempts exist: a sign-in clears attempts whose cool-off ended.
+    admin = Client()
+    admin.force_login(clinic_admin)
+    return admin
+
+
+def assert_local_only(html, attempt, *times):
+    assert str(attempt) not in html and "+00:00" not in html  # axes' own UTC title
+    for value in times:
+        assert shown(value) in html
+        assert in_utc(value) not in html
+
+
+def test_lockout_pages_show_the_clinics_time(staff_user, clinic_admin):
+    admin = signed_in_admin(clinic_admin)
+    lock_out(Client(), "staff")
+    attempt = AccessAttempt.objects.get()
+    ends = attempt.attempt_time + dt.timedelta(minutes=15)
+    assert shown(attempt.attempt_time) != in_utc(attempt.attempt_time)
+
+    listing = admin.get(changelist()).content.decode()
+    assert_local_only(listing, attempt, attempt.attempt_time, ends)
+    assert f"Locked out until {shown(ends)}" in listing
+    assert (
+        f"Select this object for an action - Attempted access: {shown(attempt.attempt_time)}"
+        in (listing)
+    )
+
+    change = admin.get(reverse("admin:axes_accessattempt_change", args=[attempt.pk]))
+    html = change.content.decode()
+    assert_local_only(html, attempt, attempt.attempt_time, ends)
+    assert change.context["subtitle"] == f"Attempted access: {shown(attempt.attempt_time)}"
+    assert "Attempt Time:" in html and "Status:" in html
+
+    history = admin.get(reverse("admin:axes_accessattempt_history", args=[attempt.pk]))
+    assert_local_only(history.content.decode(), attempt, attempt.attempt_time)
+
+
+def test_delete_confirmation_message_and_log_show_the_clinics_time(staff_user, clinic_admin):
+    admin = signed_in_admin(clinic_admin)
+    lock_out(Client(), "staff")
+    attempt = AccessAttempt.objects.get()
+    title = f"Attempted access: {shown(attempt.attempt_time)}"
+
+    confirm = admin.get(delete_url(attempt)).content.decode()
+    assert_local_only(confirm, attempt, attempt.attempt_time)
+    assert f'delete the access attempt "{title}"?' in confirm
+    url = reverse("admin:axes_accessattempt_change", args=[attempt.pk])
+    assert f'Access attempt: <a href="{url}">{title}</a>' in confirm
+
+    done = admin.post(delete_url(attempt), {"post": "yes"}, follow=True)
+    assert [str(message) for message in done.context["messages"]] == [
+        f"The access attempt “{title}” was deleted successfully."
+    ]
+    assert LogEntry.objects.get().object_repr == title
+    assert_local_only(done.content.decode(), attempt, attempt.attempt_time)  # "Recent actions"
+
+
+def test_bulk_delete_confirmation_shows_the_clinics_time(staff_user, clinician, clinic_admin):
+    admin = signed_in_admin(clinic_admin)
+    lock_out(Client(), "staff")
+    sign_in(Client(), "clinician", "wrong-password", ip="10.0.0.2")
+    AccessAttempt.objects.filter(username="clinician").update(
+        attempt_time=timezone.now() - dt.timedelta(minutes=3)
+    )
+    attempts = list(AccessAttempt.objects.all())
+
+    page = admin.post(
+        changelist(),
+        {"action": "delete_selected", "_selected_action": [a.pk for a in attempts]},
+    ).content.decode()
+
+    for attempt in attempts:
+        assert_local_only(page, attempt, attempt.attempt_time)
+        url = reverse("admin:axes_accessattempt_change", args=[attempt.pk])
+        assert f'<a href="{url}">Attempted access: {shown(attempt.attempt_time)}</a>' in page
+    assert AccessAttempt.objects.count() == 2
+
+
+def test_status_says_how_many_tries_are_left_or_when_the_lockout_ended(
+    staff_user, clinician, clinic_admin
+):
+    admin = signed_in_admin(clinic_admin)
+    lock_out(Client(), "staff")
+    sign_in(Client(), "clinician", "wrong-password", ip="10.0.0.2")
+    sign_in(Client(), "clinician", "wrong-password", ip="10.0.0.2")
+    locked_at = timezone.now() - dt.timedelta(minutes=20)
+    AccessAttempt.objects.filter(username="staff").update(attempt_time=locked_at)
+
+    listing = admin.get(changelist()).content.decode()
+
+    assert f"Lockout ended {shown(locked_at + dt.timedelta(minutes=15))}" in listing
+    assert "3 attempts left" in listing
+
+
+def test_lifting_a_lockout_whose_cool_off_ended_says_it_was_no_longer_locked(
+    staff_user, clinic_admin
+):
+    admin = signed_in_admin(clinic_admin)
+    lock_out(Client(), "staff")
+    AccessAttempt.objects.update(attempt_time=timezone.now() - dt.timedelta(minutes=20))
+    attempt = AccessAttempt.objects.get()
+
+    admin.post(delete_url(attempt), {"post": "yes"})
+
+    lifted = AuditEvent.objects.get(action="intake.auth.lockout_lifted")
+    assert lifted.detail == {"username": "staff", "failures": 5, "locked_out": False}
+    assert not AuditEvent.objects.filter(action="intake.auth.lockout_expired").exists()

@@ -184,19 +184,22 @@ def test_five_failed_sign_ins_lock_the_username_from_that_address(client, staff_
     assert "_auth_user_id" not in client.session
 
 
-@pytest.mark.django_db
-def test_lockouts_and_failures_are_audited_without_passwords(client, staff_user):
-    lock_out(client)
-    sign_in(client, "staff", PASSWORD)
+def audit_trail():
+    return [(event.action, event.detail) for event in AuditEvent.objects.order_by("id")]
 
-    failed = AuditEvent.objects.filter(action="intake.auth.login_failed")
-    locked = AuditEvent.objects.filter(action="intake.auth.locked_out")
-    assert failed.count() == 6
-    assert locked.count() == 2
-    assert {event.detail["username"] for event in failed} == {"staff"}
-    for event in locked:
-        assert event.detail == {"username": "staff"}
-        assert event.ip == "10.0.0.1"
+
+FAILED = ("intake.auth.login_failed", {"username": "staff"})
+LOCKED = ("intake.auth.locked_out", {"username": "staff"})
+
+
+@pytest.mark.django_db
+def test_each_attempt_writes_one_row_and_the_tripping_failure_two(client, staff_user):
+    lock_out(client)
+    sign_in(client, "staff", "wrong-password")  # refused: no password was checked
+    sign_in(client, "staff", PASSWORD)  # refused as well
+
+    assert audit_trail() == [FAILED] * 4 + [FAILED, LOCKED] + [LOCKED, LOCKED]
+    assert {event.ip for event in AuditEvent.objects.all()} == {"10.0.0.1"}
     everything = json.dumps(list(AuditEvent.objects.values("detail")))
     assert "wrong-password" not in everything
     assert PASSWORD not in everything
@@ -204,16 +207,24 @@ def test_lockouts_and_failures_are_audited_without_passwords(client, staff_user)
 
 
 @pytest.mark.django_db
-def test_a_username_that_names_no_account_is_never_recorded(client, staff_user):
-    typed = "Tr0ub4dor&3-typed-in-the-wrong-box"
-    lock_out(client, typed)
+def test_the_rows_do_not_depend_on_which_receiver_runs_first(client, staff_user):
+    from axes import signals as axes_signals
+    from django.contrib.auth.signals import user_login_failed
 
-    failed = AuditEvent.objects.filter(action="intake.auth.login_failed")
-    locked = AuditEvent.objects.filter(action="intake.auth.locked_out")
-    assert failed.count() == 5 and locked.count() == 1
-    for event in [*failed, *locked]:
-        assert event.detail == {"username": None, "unknown_username": True}
-    assert typed not in json.dumps(list(AuditEvent.objects.values("detail")))
+    from intake import security
+
+    # axes' receiver is connected first; put it last for this test.
+    user_login_failed.disconnect(axes_signals.handle_user_login_failed)
+    user_login_failed.connect(axes_signals.handle_user_login_failed)
+    try:
+        lock_out(client)
+        sign_in(client, "staff", PASSWORD)
+    finally:
+        uid = "intake.security.audit_login_failed"
+        user_login_failed.disconnect(dispatch_uid=uid)
+        user_login_failed.connect(security.audit_login_failed, dispatch_uid=uid)
+
+    assert audit_trail() == [FAILED] * 5 + [LOCKED, LOCKED]
 
 
 @pytest.mark.django_db
@@ -246,16 +257,96 @@ def test_lockout_is_per_username_and_address(client, staff_user, clinician):
     assert sign_in(other_user, "clinician", PASSWORD, ip="10.0.0.1").status_code == 302
 
 
+def end_cool_off(minutes_ago=1):
+    """Move every attempt back so its cool-off ended ``minutes_ago``; return when it ended."""
+    locked_at = timezone.now() - dt.timedelta(minutes=15 + minutes_ago)
+    AccessAttempt.objects.update(attempt_time=locked_at)
+    return locked_at + dt.timedelta(minutes=15)
+
+
+def expired_rows():
+    return list(AuditEvent.objects.filter(action="intake.auth.lockout_expired"))
+
+
 @pytest.mark.django_db
-def test_sign_in_works_again_after_the_cool_off(client, staff_user):
+def test_sign_in_works_again_after_the_cool_off_and_the_end_is_audited(client, staff_user):
     lock_out(client)
     assert sign_in(client, "staff", PASSWORD).status_code == 429
-
-    AccessAttempt.objects.update(attempt_time=timezone.now() - dt.timedelta(minutes=16))
+    attempt = AccessAttempt.objects.get()
+    ended = end_cool_off()
+    assert not expired_rows()  # nothing announces the end itself
 
     response = sign_in(client, "staff", PASSWORD)
     assert response.status_code == 302
     assert client.session["_auth_user_id"] == str(staff_user.pk)
+    assert not AccessAttempt.objects.exists()
+    assert [action for action, _detail in audit_trail()[-2:]] == [
+        "intake.auth.lockout_expired",
+        "intake.auth.login",
+    ]
+    [row] = expired_rows()
+    assert row.actor is None and row.actor_username == "" and row.ip is None
+    assert (row.object_type, row.object_id) == ("accessattempt", str(attempt.pk))
+    assert row.detail == {
+        "username": "staff",
+        "failures": 5,
+        "ended_at": timezone.localtime(ended).isoformat(timespec="seconds"),
+    }
+    assert row.detail["ended_at"].endswith(("-05:00", "-04:00"))  # the clinic's time
+
+
+@pytest.mark.django_db
+def test_a_wrong_password_after_the_cool_off_is_audited_after_the_end(client, staff_user):
+    lock_out(client)
+    end_cool_off()
+
+    response = sign_in(client, "staff", "wrong-password")
+    assert response.status_code == 200
+    assert [action for action, _detail in audit_trail()[-2:]] == [
+        "intake.auth.lockout_expired",
+        "intake.auth.login_failed",
+    ]
+    assert AccessAttempt.objects.get().failures_since_start == 1  # counting starts again
+    sign_in(client, "staff", "wrong-password")
+    assert len(expired_rows()) == 1
+
+
+@pytest.mark.django_db
+def test_anyones_sign_in_clears_an_ended_lockout_and_it_is_not_theirs(staff_user, clinician):
+    lock_out(Client(), "staff", ip="10.0.0.1")
+    end_cool_off()
+
+    other = Client()
+    assert sign_in(other, "clinician", PASSWORD, ip="10.0.0.7").status_code == 302
+    [row] = expired_rows()
+    assert row.actor is None and row.ip is None
+    assert row.detail["username"] == "staff"
+    assert AuditEvent.objects.get(action="intake.auth.login").actor == clinician
+
+
+@pytest.mark.django_db
+def test_only_lockouts_whose_cool_off_ended_are_audited_as_ended(staff_user, clinician):
+    lock_out(Client(), "staff")
+    sign_in(Client(), "clinician", "wrong-password", ip="10.0.0.2")  # 1 failure, no lockout
+    end_cool_off()
+    lock_out(Client(), "staff", ip="10.0.0.3")  # a lockout still running
+
+    sign_in(Client(), "clinician", PASSWORD, ip="10.0.0.4")
+
+    assert [row.detail["username"] for row in expired_rows()] == ["staff"]
+    assert list(AccessAttempt.objects.values_list("ip_address", flat=True)) == ["10.0.0.3"]
+
+
+@pytest.mark.django_db
+def test_an_ended_lockout_of_a_name_that_is_no_account_keeps_it_out(client, staff_user):
+    typed = "Tr0ub4dor&3-typed-in-the-wrong-box"
+    lock_out(client, typed)
+    end_cool_off()
+    sign_in(client, "staff", PASSWORD)
+
+    [row] = expired_rows()
+    assert row.detail["username"] is None and row.detail["unknown_username"] is True
+    assert typed not in json.dumps(list(AuditEvent.objects.values("detail")))
 
 
 @pytest.mark.django_db
