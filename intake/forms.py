@@ -218,6 +218,19 @@ class MedListWidget(forms.Widget):
         return context
 
 
+class TextField(forms.CharField):
+    """A text field that counts a line break as one character, as the browser does.
+
+    Browsers post a typed line break as CR LF, so a 500-character limit the
+    ``maxlength`` attribute let through would be refused here as 501 or more.
+    """
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = value.replace("\r\n", "\n").replace("\r", "\n")
+        return super().to_python(value)
+
+
 class MedListField(forms.Field):
     """The medication list of INSTRUMENT.md 2.4 (blank rows dropped, limits enforced)."""
 
@@ -315,7 +328,7 @@ def make_field(q):
             if (q.max_length or 0) >= TEXTAREA_MIN_LENGTH
             else TextInput(attrs={"autocomplete": "off"})
         )
-        return forms.CharField(max_length=q.max_length, strip=True, widget=widget, **common)
+        return TextField(max_length=q.max_length, strip=True, widget=widget, **common)
     if q.type == instrument.BOOL:
         return forms.BooleanField(widget=CheckboxInput, **common)
     if q.type == instrument.MED_LIST:

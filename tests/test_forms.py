@@ -413,6 +413,24 @@ def test_text_length_limit():
     assert not form.is_valid()
 
 
+def test_a_line_break_counts_as_one_character_as_in_the_browser():
+    # 497 characters and 3 line breaks: 500 in the textarea, 503 as posted (CR LF).
+    text = "a" * 200 + "\r\n" + "b" * 200 + "\r\n" + "c" * 96 + "\r\n" + "d"
+    form = form_for("allergies", extra={"allergies-alg_other": text})
+    assert form.is_valid(), form.errors
+    assert form.answers["alg_other"] == text.replace("\r\n", "\n")
+    assert len(form.answers["alg_other"]) == 500
+    over = form_for("allergies", extra={"allergies-alg_other": text + "e"})
+    assert not over.is_valid()
+    assert "501" in str(over.errors["alg_other"])
+
+
+def test_a_lone_carriage_return_is_a_line_break():
+    form = form_for("allergies", extra={"allergies-alg_other": "Penicillin\rLatex"})
+    assert form.is_valid(), form.errors
+    assert form.answers["alg_other"] == "Penicillin\nLatex"
+
+
 def test_unknown_choice_is_rejected():
     form = form_for("patient", extra={"patient-sex_at_birth": "robot"})
     assert not form.is_valid()
