@@ -87,7 +87,7 @@ def screening(request, pk):
             "reviews": reviews,
             "addenda": addenda,
             "sections": presentation.snapshot_sections(record, tz=timezone.get_current_timezone()),
-            "derived": record.derived,
+            "derived_rows": presentation.derived_rows(record.derived or {}),
             "pdf_url": optional_url("intake:screening_pdf", record.pk),
             "fhir_url": optional_url("intake:screening_fhir", record.pk),
         },

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from intake.models import AuditEvent, Role
 from tests.factories import make_screening, quiet_answers
@@ -293,6 +294,40 @@ def test_screening_page_without_reviews_shows_no_review_section(client, staff_us
     client.force_login(staff_user)
     body = client.get(screening.get_absolute_url()).content.decode()
     assert 'id="review-title"' not in body
+
+
+def test_screening_page_shows_derived_values_and_local_submission_time(client, staff_user):
+    screening = make_screening(staff_user)
+    client.force_login(staff_user)
+    body = client.get(screening.get_absolute_url()).content.decode()
+    assert 'id="derived-title"' in body
+    derived = body[body.index('id="derived-title"') : body.index('id="answers-title"')]
+    assert f"<dd>{screening.derived['age']}</dd>" in derived
+    assert f"<dd>{screening.derived['bmi']}</dd>" in derived
+    local = timezone.localtime(screening.submitted_at)
+    assert f"Submitted {local:%Y-%m-%d %H:%M} {local.tzname()}" in body
+
+
+def test_screening_page_keeps_line_breaks_of_free_text(client, staff_user):
+    screening = make_screening(staff_user, alg_other="Penicillin: rash\nLatex <gloves>")
+    client.force_login(staff_user)
+    body = client.get(screening.get_absolute_url()).content.decode()
+    assert "Penicillin: rash<br>Latex &lt;gloves&gt;" in body
+
+
+def test_screening_page_shows_the_flags_a_review_acknowledged(client, staff_user, clinician):
+    from intake.models import Review
+
+    screening = make_screening(staff_user, vit_hr=135)
+    Review.objects.create(
+        screening=screening,
+        clinician=clinician,
+        determination="More information needed",
+        acknowledged_rule_ids=["HR-01"],
+    )
+    client.force_login(staff_user)
+    body = client.get(screening.get_absolute_url()).content.decode()
+    assert re.search(r"Flags acknowledged</dt><dd[^>]*>HR-01</dd>", body)
 
 
 def add_addendum(screening, author, text, signed_at):
