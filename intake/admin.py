@@ -700,15 +700,35 @@ class ThresholdSetAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         version, values = current_thresholds()
-        form = ThresholdsForm(request.POST or None, current=values)
+        form = ThresholdsForm(request.POST or None, current=values, version=version)
         if request.method == "POST" and form.is_valid():
             try:
                 threshold_set = reviews.save_thresholds(
                     values=form.threshold_values(),
                     user=request.user,
+                    based_on_version=form.cleaned_data["based_on_version"],
                     note=form.cleaned_data["note"],
                     request=request,
                 )
+            except reviews.ThresholdsChangedError as exc:
+                # Shown again on the newer version: saving once more is a deliberate choice.
+                form = form.rebased(
+                    version=exc.version, values=exc.values, base_values=exc.base_values
+                )
+                form.add_error(None, str(exc))
+                if form.taken_from_newer:
+                    form.add_error(
+                        None,
+                        gettext("Taken from version %(version)s: %(changes)s.")
+                        % {
+                            "version": exc.version,
+                            "changes": "; ".join(
+                                f"{name} {old} → {new}"
+                                for name, (old, new) in form.taken_from_newer.items()
+                            ),
+                        },
+                    )
+                version = exc.version
             except IntakeError as exc:
                 form.add_error(None, str(exc))
             else:

@@ -11,6 +11,9 @@ from intake import thresholds
 from intake.models import Determination, Role
 from intake.roles import ADMIN_ROLES, user_role
 
+# A hidden field that is missing or garbled: a page kept from before it existed, or tampered with.
+STALE_FORM = _("This form is out of date. Open it again from the menu.")
+
 SIGNATURE_HELP = _("Re-enter your own password. It signs the entry with your name and the time.")
 
 
@@ -96,10 +99,25 @@ class UnlockForm(forms.Form):
 
 
 class ThresholdsForm(forms.Form):
-    """One field per named threshold of INSTRUMENT.md section 5, plus the reason."""
+    """One field per named threshold of INSTRUMENT.md section 5, plus the reason.
 
-    def __init__(self, *args, current=None, **kwargs):
+    ``based_on_version`` is the version the form showed: a version saved by
+    someone else meanwhile is never overwritten unseen.
+    """
+
+    based_on_version = forms.IntegerField(
+        widget=forms.HiddenInput,
+        min_value=0,
+        error_messages={
+            "required": STALE_FORM,
+            "invalid": STALE_FORM,
+            "min_value": STALE_FORM,
+        },
+    )
+
+    def __init__(self, *args, current=None, version=0, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["based_on_version"].initial = version
         current = current or thresholds.DEFAULTS
         for name, (default, unit, used_by) in thresholds.SPEC.items():
             common = {
@@ -141,6 +159,38 @@ class ThresholdsForm(forms.Form):
     def threshold_values(self):
         """Return the submitted values as numbers."""
         return {name: thresholds.to_number(self.cleaned_data[name]) for name in thresholds.SPEC}
+
+    def rebased(self, *, version, values, base_values):
+        """Return this form moved onto ``version``: its values, with this form's own changes.
+
+        A threshold this admin changed keeps the typed value; any other shows
+        ``version``'s value. Each threshold both changed, differently, is marked.
+        """
+        typed = self.threshold_values()
+        data = self.data.copy()
+        data["based_on_version"] = str(version)
+        conflicts, taken = {}, {}
+        for name in thresholds.SPEC:
+            mine = typed[name] != thresholds.to_number(base_values[name])
+            theirs = thresholds.to_number(values[name]) != thresholds.to_number(base_values[name])
+            if mine and theirs and typed[name] != thresholds.to_number(values[name]):
+                conflicts[name] = values[name]
+            elif theirs and not mine:
+                data[name] = str(values[name])
+                taken[name] = (base_values[name], values[name])
+        form = type(self)(data, current=values, version=version)
+        form.is_valid()
+        for name, value in conflicts.items():
+            form.add_error(
+                name,
+                _(
+                    "Version %(version)s set this to %(value)s after you opened the form; "
+                    "the value shown is yours."
+                )
+                % {"version": version, "value": value},
+            )
+        form.taken_from_newer = taken
+        return form
 
 
 ROLE_CHOICES = [("", _("No role (cannot sign in to anything)")), *Role.choices]

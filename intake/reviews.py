@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from intake import audit, thresholds
 from intake.models import Addendum, Determination, Review, Screening, ThresholdSet
-from intake.services import IntakeError, current_thresholds
+from intake.services import IntakeError
 
 EXPORT_COLUMNS = (
     "screening_id",
@@ -308,16 +308,81 @@ def unlock_screening(*, screening_id: int, user, reason: str, request=None) -> S
 # Thresholds
 
 
+class ThresholdsChangedError(IntakeError):
+    """Raised when a newer thresholds version was saved after the form was opened.
+
+    Carries that version and its values so the form can show them beside the
+    admin's own changes.
+    """
+
+    def __init__(self, message, *, version: int, values: dict, base_values: dict):
+        super().__init__(message)
+        self.version = version
+        self.values = values
+        self.base_values = base_values
+
+
+def _no_such_version(version):
+    return IntakeError(_("Thresholds version %(version)s does not exist.") % {"version": version})
+
+
+def thresholds_of_version(version: int) -> dict:
+    """Return the values of thresholds ``version`` (0: the shipped defaults)."""
+    if version == 0:
+        return dict(thresholds.DEFAULTS)
+    threshold_set = ThresholdSet.objects.filter(version=version).first()
+    if threshold_set is None:
+        raise _no_such_version(version)
+    return thresholds.with_defaults(thresholds.decode(threshold_set.values))
+
+
+def _newer_thresholds_error(latest, based_on_version):
+    return ThresholdsChangedError(
+        _(
+            "Version %(version)s was saved by %(name)s at %(time)s, after you opened this "
+            "form on version %(base)s. Nothing was saved. The form now shows version "
+            "%(version)s's values with your own changes kept; check them and save again."
+        )
+        % {
+            "version": latest.version,
+            "name": display_name(latest.created_by) or _("an unknown user"),
+            "time": timezone.localtime(latest.created_at).strftime("%Y-%m-%d %H:%M"),
+            "base": based_on_version,
+        },
+        version=latest.version,
+        values=thresholds.with_defaults(thresholds.decode(latest.values)),
+        base_values=thresholds_of_version(based_on_version),
+    )
+
+
 @transaction.atomic
-def save_thresholds(*, values: dict, user, note: str = "", request=None) -> ThresholdSet:
-    """Store a new version of the thresholds; earlier versions and screenings never change."""
+def save_thresholds(
+    *, values: dict, user, based_on_version: int, note: str = "", request=None
+) -> ThresholdSet:
+    """Store a new version of the thresholds; earlier versions and screenings never change.
+
+    ``based_on_version`` is the version the admin's form showed. If another
+    version was saved since, nothing is stored: saving would silently undo
+    that version's changes.
+    """
     _require(user, "intake.add_thresholdset")
     unknown = set(values) - set(thresholds.SPEC)
     if unknown:
         raise IntakeError(_("Unknown threshold(s): %(names)s.") % {"names": ", ".join(unknown)})
-    # Lock the newest version so two editors cannot both create the same version number.
-    latest = ThresholdSet.objects.select_for_update().order_by("-version").first()
-    version, old = current_thresholds()
+    # Lock the newest version: two editors cannot both create the same version
+    # number, and the second one waits here and then sees the first one's version.
+    latest = (
+        ThresholdSet.objects.select_for_update(of=("self",))
+        .select_related("created_by")
+        .order_by("-version")
+        .first()
+    )
+    version = latest.version if latest else 0
+    if based_on_version != version:
+        if not 0 <= based_on_version < version:
+            raise _no_such_version(based_on_version)
+        raise _newer_thresholds_error(latest, based_on_version)
+    old = thresholds_of_version(version)
     new = thresholds.with_defaults({name: thresholds.to_number(v) for name, v in values.items()})
     errors = thresholds.consistency_errors(new)
     if errors:
@@ -330,7 +395,7 @@ def save_thresholds(*, values: dict, user, note: str = "", request=None) -> Thre
     if not changes:
         raise IntakeError(_("No threshold was changed."))
     threshold_set = ThresholdSet(
-        version=(latest.version if latest else version) + 1,
+        version=version + 1,
         values=thresholds.encode(new),
         created_by=user,
         created_at=timezone.now(),

@@ -69,6 +69,12 @@ def review_post(screening):
     }
 
 
+def threshold_post(based_on_version=0, **values):
+    """Return the threshold form's POST data: the defaults, updated by ``values``."""
+    data = {name: str(value) for name, value in thresholds.DEFAULTS.items()}
+    return {**data, "based_on_version": str(based_on_version), **values}
+
+
 # Each case: (setup(users) -> (method, url, data), {role: expected}, check(users, response)).
 # Expected: "login" (redirect to the admin login), an HTTP status, or "ok" (status checked by
 # the case's own check).
@@ -152,8 +158,7 @@ def case_thresholds_add_get(users):
 
 
 def case_thresholds_add_post(users):
-    data = {name: str(value) for name, value in thresholds.DEFAULTS.items()}
-    data.update(hr_review="125", note="Protocol update")
+    data = threshold_post(hr_review="125", note="Protocol update")
     return "post", admin_url("intake_thresholdset_add"), data
 
 
@@ -802,8 +807,7 @@ def test_threshold_form_has_one_field_per_threshold_with_values_in_force(client,
 
 def test_threshold_form_rejects_impossible_combinations(client, clinic_admin):
     client.force_login(clinic_admin)
-    data = {name: str(value) for name, value in thresholds.DEFAULTS.items()}
-    data.update(stopbang_high="3", note="x")
+    data = threshold_post(stopbang_high="3", note="x")
     response = client.post(reverse("admin:intake_thresholdset_add"), data)
     assert response.status_code == 200
     assert "stopbang_high must be greater than stopbang_intermediate" in response.content.decode()
@@ -824,8 +828,7 @@ def test_threshold_form_refuses_a_fraction_of_a_whole_count(
 ):
     # within_months() counts calendar months: 6.5 would silently act as 6.
     client.force_login(clinic_admin)
-    data = {name_: str(default) for name_, default in thresholds.DEFAULTS.items()}
-    data.update({name: value, "note": "x"})
+    data = threshold_post(**{name: value, "note": "x"})
     response = client.post(reverse("admin:intake_thresholdset_add"), data)
     assert response.status_code == 200
     assert message in response.content.decode()
@@ -836,6 +839,59 @@ def test_threshold_form_refuses_a_fraction_of_a_whole_count(
     values = ThresholdSet.objects.get().values
     assert values[name] == int(value.split(".")[0])
     assert values["last_drink_hours"] == "12.5"  # hours may be fractional
+
+
+def test_a_threshold_form_opened_before_another_save_keeps_both_changes_only_when_resaved(
+    client, clinic_admin, make_user
+):
+    other = make_user("other-admin", Role.CLINIC_ADMIN)
+    other.first_name, other.last_name = "Kim", "Other"
+    other.save()
+    url = reverse("admin:intake_thresholdset_add")
+    client.force_login(clinic_admin)
+    form = client.get(url).context["form"]
+    assert form["based_on_version"].value() == 0
+    assert 'name="based_on_version"' in str(form["based_on_version"])
+    # Another admin saves version 1 while this form is open on version 0.
+    reviews.save_thresholds(
+        values=dict(thresholds.DEFAULTS, spo2_caution=92, hr_review=125),
+        user=other,
+        based_on_version=0,
+    )
+    data = threshold_post(phq9_severe="19", hr_review="128", note="PHQ-9 cut-off")
+    response = client.post(url, data)
+    assert response.status_code == 200
+    assert ThresholdSet.objects.count() == 1
+    html = unescape(response.content.decode())
+    assert "Version 1 was saved by Kim Other at " in html
+    assert "Nothing was saved." in html
+    assert "Taken from version 1: spo2_caution 94 → 92." in html
+    form = response.context["form"]
+    # Version 1's change is shown, this admin's own changes and reason are kept...
+    assert form["based_on_version"].value() == "1"
+    assert form["spo2_caution"].value() == "92"
+    assert form["phq9_severe"].value() == "19"
+    assert form["note"].value() == "PHQ-9 cut-off"
+    # ...and a threshold both changed shows this admin's value, marked.
+    assert form["hr_review"].value() == "128"
+    assert form.errors["hr_review"] == [
+        "Version 1 set this to 125 after you opened the form; the value shown is yours."
+    ]
+    # Saving again, deliberately, keeps both admins' changes.
+    response = client.post(url, {**data, "based_on_version": "1", "spo2_caution": "92"})
+    assert response.status_code == 302
+    values = ThresholdSet.objects.get(version=2).values
+    assert (values["spo2_caution"], values["phq9_severe"], values["hr_review"]) == (92, 19, 128)
+
+
+def test_a_threshold_form_without_its_version_is_refused(client, clinic_admin):
+    client.force_login(clinic_admin)
+    data = threshold_post(phq9_severe="19", note="x")
+    del data["based_on_version"]
+    response = client.post(reverse("admin:intake_thresholdset_add"), data)
+    assert response.status_code == 200
+    assert "This form is out of date. Open it again from the menu." in response.content.decode()
+    assert not ThresholdSet.objects.exists()
 
 
 def test_clinic_admins_cannot_grant_superuser_or_edit_a_superuser(client, clinic_admin, ladder):

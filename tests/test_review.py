@@ -8,7 +8,15 @@ import pytest
 from django.db import IntegrityError, close_old_connections, connection, transaction
 
 from intake import reviews, services, thresholds
-from intake.models import Addendum, AuditEvent, Determination, Review, Screening, ThresholdSet
+from intake.models import (
+    Addendum,
+    AuditEvent,
+    Determination,
+    Review,
+    Role,
+    Screening,
+    ThresholdSet,
+)
 from intake.services import IntakeError
 from tests.conftest import PASSWORD
 from tests.review_data import flagged_screening
@@ -338,10 +346,12 @@ def test_workflow_changes_never_touch_the_snapshot(screening, clinician, determi
 
 def test_saving_thresholds_creates_a_new_version_with_audited_changes(clinic_admin, screening):
     values = dict(thresholds.DEFAULTS, hr_review=125, spo2_caution=93)
-    first = reviews.save_thresholds(values=values, user=clinic_admin, note="Protocol update")
+    first = reviews.save_thresholds(
+        values=values, user=clinic_admin, based_on_version=0, note="Protocol update"
+    )
     assert first.version == 1
     second = reviews.save_thresholds(
-        values=dict(values, hr_review=128), user=clinic_admin, note="Again"
+        values=dict(values, hr_review=128), user=clinic_admin, based_on_version=1, note="Again"
     )
     assert second.version == 2
     assert ThresholdSet.objects.get(version=1).values["hr_review"] == 125
@@ -356,29 +366,105 @@ def test_saving_thresholds_creates_a_new_version_with_audited_changes(clinic_adm
     assert screening.thresholds["hr_review"] == 130
 
 
+def test_thresholds_saved_on_an_older_version_are_refused_naming_the_newer_one(
+    clinic_admin, make_user
+):
+    other = make_user("other-admin", Role.CLINIC_ADMIN)
+    other.first_name, other.last_name = "Kim", "Other"
+    other.save()
+    # Both open the form on version 0; the other admin saves first.
+    reviews.save_thresholds(
+        values=dict(thresholds.DEFAULTS, spo2_caution=92), user=other, based_on_version=0
+    )
+    with pytest.raises(reviews.ThresholdsChangedError) as refused:
+        reviews.save_thresholds(
+            values=dict(thresholds.DEFAULTS, phq9_severe=19),
+            user=clinic_admin,
+            based_on_version=0,
+        )
+    message = str(refused.value)
+    assert message.startswith("Version 1 was saved by Kim Other at ")
+    assert "Nothing was saved." in message
+    assert refused.value.version == 1
+    assert refused.value.values["spo2_caution"] == 92
+    assert refused.value.base_values == thresholds.DEFAULTS
+    assert ThresholdSet.objects.count() == 1
+    # Saved again on version 1, both changes are in force.
+    saved = reviews.save_thresholds(
+        values=dict(thresholds.DEFAULTS, spo2_caution=92, phq9_severe=19),
+        user=clinic_admin,
+        based_on_version=1,
+    )
+    assert saved.version == 2
+    assert services.current_thresholds()[1]["spo2_caution"] == 92
+    event = AuditEvent.objects.filter(action="intake.thresholds.changed").order_by("id").last()
+    assert event.detail["from_version"] == 1
+    assert event.detail["changes"] == {"phq9_severe": ["20", "19"]}
+
+
+def test_thresholds_based_on_a_version_that_does_not_exist_are_refused(clinic_admin):
+    with pytest.raises(IntakeError, match="version 4 does not exist"):
+        reviews.save_thresholds(
+            values=dict(thresholds.DEFAULTS, phq9_severe=19),
+            user=clinic_admin,
+            based_on_version=4,
+        )
+    assert not ThresholdSet.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_threshold_editors_saving_at_once_one_is_refused(make_user):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks across threads are exercised on PostgreSQL (CI)")
+    first, second = make_user("a1", Role.CLINIC_ADMIN), make_user("a2", Role.CLINIC_ADMIN)
+    outcomes = []
+
+    def save(user, name):
+        try:
+            reviews.save_thresholds(
+                values=dict(thresholds.DEFAULTS, **{name: 19}), user=user, based_on_version=0
+            )
+            outcomes.append("saved")
+        except IntakeError as exc:
+            outcomes.append(type(exc).__name__)
+
+    at_once(save, [(first, "phq9_severe"), (second, "spo2_caution")])
+    assert sorted(outcomes) == ["ThresholdsChangedError", "saved"]
+    assert list(ThresholdSet.objects.values_list("version", flat=True)) == [1]
+
+
 def test_inconsistent_thresholds_are_refused(clinic_admin):
     with pytest.raises(IntakeError, match="hr_review must be greater than hr_caution"):
         reviews.save_thresholds(
-            values=dict(thresholds.DEFAULTS, hr_review=90), user=clinic_admin, note="x"
+            values=dict(thresholds.DEFAULTS, hr_review=90),
+            user=clinic_admin,
+            based_on_version=0,
+            note="x",
         )
     assert not ThresholdSet.objects.exists()
 
 
 def test_unchanged_thresholds_are_not_a_new_version(clinic_admin):
     with pytest.raises(IntakeError, match="No threshold"):
-        reviews.save_thresholds(values=dict(thresholds.DEFAULTS), user=clinic_admin)
+        reviews.save_thresholds(
+            values=dict(thresholds.DEFAULTS), user=clinic_admin, based_on_version=0
+        )
 
 
 def test_clinicians_cannot_change_thresholds(clinician):
     with pytest.raises(IntakeError, match="permission"):
-        reviews.save_thresholds(values=dict(thresholds.DEFAULTS, hr_review=125), user=clinician)
+        reviews.save_thresholds(
+            values=dict(thresholds.DEFAULTS, hr_review=125), user=clinician, based_on_version=0
+        )
 
 
 def test_decimal_thresholds_round_trip(clinic_admin):
     from decimal import Decimal
 
     reviews.save_thresholds(
-        values=dict(thresholds.DEFAULTS, bmi_info=Decimal("35.5")), user=clinic_admin
+        values=dict(thresholds.DEFAULTS, bmi_info=Decimal("35.5")),
+        user=clinic_admin,
+        based_on_version=0,
     )
     assert services.current_thresholds()[1]["bmi_info"] == Decimal("35.5")
 
