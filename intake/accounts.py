@@ -34,7 +34,9 @@ def create_user(*, username: str, role, password: str, actor=None, validate=True
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
-    """Django's own password change, audited (the password itself never is)."""
+    """Django's own password change, audited (the password itself never is), in the app's pages."""
+
+    template_name = "intake/password_change_form.html"
 
     def form_valid(self, form):
         response = super().form_valid(form)
@@ -45,6 +47,12 @@ class PasswordChangeView(auth_views.PasswordChangeView):
             detail={"by": "self"},
         )
         return response
+
+
+class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
+    """Django's "password changed" page, in the app's pages (the admin has its own)."""
+
+    template_name = "intake/password_change_done.html"
 
 
 class LogoutView(auth_views.LogoutView):

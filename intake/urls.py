@@ -1,5 +1,4 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from intake import accounts, security, views
@@ -16,7 +15,7 @@ urlpatterns = [
     ),
     path(
         "accounts/password_change/done/",
-        auth_views.PasswordChangeDoneView.as_view(),
+        accounts.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
     path("admin/", admin.site.urls),
