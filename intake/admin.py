@@ -34,6 +34,7 @@ from intake.admin_forms import (
     UnlockForm,
     UserRoleChangeForm,
     UserRoleCreationForm,
+    rebound,
 )
 from intake.models import AuditEvent, Determination, Role, Screening, ThresholdSet
 from intake.services import IntakeError, current_thresholds
@@ -555,16 +556,31 @@ class ScreeningAdmin(admin.ModelAdmin):
         )
 
     def _form_view(
-        self, request, screening, form, *, act, success, view, template, title, context=dict
+        self,
+        request,
+        screening,
+        form,
+        *,
+        act,
+        success,
+        view,
+        template,
+        title,
+        context=dict,
+        refreshed=None,
     ):
         """Run ``act(form)`` for a valid POST and return to the screening, else show the form.
 
         ``context`` returns the page's extra context; it is built only when the page is shown.
+        ``refreshed(form)``, when given, returns the refused form moved onto the screening's
+        state now, so that sending it again is a deliberate choice.
         """
         if request.method == "POST" and form.is_valid():
             try:
                 act(form)
             except IntakeError as exc:
+                if refreshed is not None:
+                    form = refreshed(form)
                 form.add_error(None, str(exc))
             else:
                 self.message_user(request, success, messages.SUCCESS)
@@ -633,13 +649,15 @@ class ScreeningAdmin(admin.ModelAdmin):
         screening = self._screening(request, object_id)
         if not request.user.has_perm("intake.unlock_screening"):
             raise PermissionDenied
+        review = reviews.current_review(screening)
         return self._form_view(
             request,
             screening,
-            UnlockForm(request.POST or None),
+            UnlockForm(request.POST or None, initial={"review": review.pk if review else None}),
             act=lambda form: reviews.unlock_screening(
                 screening_id=screening.pk,
                 user=request.user,
+                review_id=form.cleaned_data["review"],
                 reason=form.cleaned_data["reason"],
                 request=request,
             ),
@@ -648,7 +666,12 @@ class ScreeningAdmin(admin.ModelAdmin):
             template="admin/intake/screening/unlock.html",
             title=gettext("Unlock screening #%(id)s") % {"id": screening.pk},
             context=lambda: {"review": reviews.current_review(screening)},
+            refreshed=lambda form: rebound(form, review=self._current_review_id(screening)),
         )
+
+    def _current_review_id(self, screening):
+        review = reviews.current_review(screening)
+        return review.pk if review else None
 
 
 # ---------------------------------------------------------------------------

@@ -12,9 +12,18 @@ from intake.models import Determination, Role
 from intake.roles import ADMIN_ROLES, user_role
 
 # A hidden field that is missing or garbled: a page kept from before it existed, or tampered with.
-STALE_FORM = _("This form is out of date. Open it again from the menu.")
+STALE_FORM = _("This form is out of date; nothing was saved. Open the page again.")
 
 SIGNATURE_HELP = _("Re-enter your own password. It signs the entry with your name and the time.")
+
+
+class PanelForm(forms.Form):
+    """A review panel form; its hidden fields' errors are shown at the top of the page."""
+
+    def top_errors(self):
+        """Return the form's own errors and its hidden fields' (which have no place to show)."""
+        hidden = [error for field in self.hidden_fields() for error in field.errors]
+        return [*self.non_field_errors(), *hidden]
 
 
 def signature_field():
@@ -27,7 +36,7 @@ def signature_field():
     )
 
 
-class RecordReviewForm(forms.Form):
+class RecordReviewForm(PanelForm):
     """Acknowledge each review flag, record the clinician's determination and note, sign."""
 
     determination = forms.ModelChoiceField(
@@ -70,7 +79,7 @@ class RecordReviewForm(forms.Form):
         return [flag.rule_id for flag, name in self.ack_fields if self.cleaned_data.get(name)]
 
 
-class AddendumForm(forms.Form):
+class AddendumForm(PanelForm):
     """Append a signed addendum."""
 
     text = forms.CharField(
@@ -87,8 +96,28 @@ class AddendumForm(forms.Form):
         self.fields["form_token"].initial = secrets.token_urlsafe(16)
 
 
-class UnlockForm(forms.Form):
-    """Give the mandatory reason for voiding a signed review."""
+def review_field():
+    """Return the hidden id of the signed review a form was opened on."""
+    return forms.IntegerField(
+        widget=forms.HiddenInput,
+        error_messages={"required": STALE_FORM, "invalid": STALE_FORM},
+    )
+
+
+def rebound(form, **values):
+    """Return ``form`` bound again with ``values`` replacing its hidden state (typed text kept)."""
+    data = form.data.copy()
+    for name, value in values.items():
+        data[name] = "" if value is None else str(value)
+    again = type(form)(data, **getattr(form, "init_kwargs", {}))
+    again.is_valid()
+    return again
+
+
+class UnlockForm(PanelForm):
+    """Give the mandatory reason for voiding the signed review the page shows."""
+
+    review = review_field()
 
     reason = forms.CharField(
         label=_("Reason for unlocking"),
@@ -98,7 +127,7 @@ class UnlockForm(forms.Form):
     )
 
 
-class ThresholdsForm(forms.Form):
+class ThresholdsForm(PanelForm):
     """One field per named threshold of INSTRUMENT.md section 5, plus the reason.
 
     ``based_on_version`` is the version the form showed: a version saved by

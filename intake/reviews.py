@@ -273,23 +273,71 @@ def add_addendum(
     return addendum
 
 
+def _when(moment):
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+
+
+def _review_changed_message(shown, current):
+    """Return why a form about review ``shown`` no longer applies, naming ``current``."""
+    parts = []
+    if shown is not None and shown.voided_at is not None:
+        parts.append(
+            _(
+                "The review you opened, by %(signer)s at %(signed)s, was voided by "
+                "%(voider)s at %(voided)s."
+            )
+            % {
+                "signer": display_name(shown.clinician),
+                "signed": _when(shown.signed_at),
+                "voider": display_name(shown.voided_by),
+                "voided": _when(shown.voided_at),
+            }
+        )
+    elif shown is None:
+        parts.append(_("The review this form was opened on is not on this screening."))
+    if current is not None:
+        parts.append(
+            _("The signed review now is by %(name)s at %(time)s; read it first.")
+            % {"name": display_name(current.clinician), "time": _when(current.signed_at)}
+        )
+    parts.append(_("Nothing was changed."))
+    return " ".join(str(part) for part in parts)
+
+
+def _shown_review(screening, review_id):
+    """Return (the review a form showed, the current review) of a locked screening row.
+
+    Raises ``IntakeError`` naming what changed when the form's review is not the current one.
+    """
+    shown = screening.reviews.filter(pk=review_id).select_related("clinician", "voided_by").first()
+    current = current_review(screening)
+    if shown is None or current is None or shown.pk != current.pk:
+        raise IntakeError(_review_changed_message(shown, current))
+    return shown
+
+
 @transaction.atomic
-def unlock_screening(*, screening_id: int, user, reason: str, request=None) -> Screening:
-    """Void the signed review of a screening so it can be reviewed again (clinic admin)."""
+def unlock_screening(
+    *, screening_id: int, user, review_id: int, reason: str, request=None
+) -> Screening:
+    """Void review ``review_id`` of a screening so it can be reviewed again (clinic admin).
+
+    ``review_id`` is the signed review the admin's form showed: if it was voided,
+    or another review was signed since, nothing changes and the error says who
+    signed the review now in force.
+    """
     _require(user, "intake.unlock_screening")
     reason = (reason or "").strip()
     if not reason:
         raise IntakeError(_("Give the reason for unlocking."))
     screening = _locked_screening(screening_id)
-    if not screening.is_locked:
+    if not screening.is_locked and not screening.reviews.filter(pk=review_id).exists():
         raise IntakeError(_("This screening is not signed, so there is nothing to unlock."))
-    now = timezone.now()
-    voided = list(screening.reviews.filter(voided_at__isnull=True).values_list("pk", flat=True))
-    for review in Review.objects.filter(pk__in=voided):
-        review.voided_at = now
-        review.voided_by = user
-        review.void_reason = reason
-        review.save(update_fields=["voided_at", "voided_by", "void_reason"])
+    review = _shown_review(screening, review_id)
+    review.voided_at = timezone.now()
+    review.voided_by = user
+    review.void_reason = reason
+    review.save(update_fields=["voided_at", "voided_by", "void_reason"])
     if screening.claimed_by_id is not None:
         _set_workflow(screening, status=Screening.Status.IN_REVIEW)
     else:
@@ -299,7 +347,7 @@ def unlock_screening(*, screening_id: int, user, reason: str, request=None) -> S
         actor=user,
         obj=screening,
         request=request,
-        detail={"voided_reviews": voided},
+        detail={"voided_reviews": [review.pk]},
     )
     return screening
 

@@ -140,7 +140,8 @@ def case_unlock_get(users):
 
 def case_unlock_post(users):
     screening = signed(screening_for(users), users["clinician"])
-    return "post", admin_url("intake_screening_unlock", screening.pk), {"reason": "Wrong chart"}
+    data = {"reason": "Wrong chart", "review": reviews.current_review(screening).pk}
+    return "post", admin_url("intake_screening_unlock", screening.pk), data
 
 
 def case_export(users):
@@ -746,7 +747,12 @@ def test_a_signed_screening_shows_locked_with_review_addendum_and_void_history(
     client, clinician, clinic_admin, staff_user
 ):
     screening = signed(flagged_screening(staff_user, ["SUI-01"]), clinician)
-    reviews.unlock_screening(screening_id=screening.pk, user=clinic_admin, reason="Wrong chart")
+    reviews.unlock_screening(
+        screening_id=screening.pk,
+        user=clinic_admin,
+        review_id=reviews.current_review(screening).pk,
+        reason="Wrong chart",
+    )
     signed(screening, clinician)
     reviews.add_addendum(
         screening_id=screening.pk, user=clinician, text="GP letter received.", password=PASSWORD
@@ -779,6 +785,58 @@ def test_the_addendum_page_posted_twice_signs_one_addendum(client, clinician, st
     assert response.status_code == 200
     assert "You already signed this addendum at" in response.content.decode()
     assert screening.addenda.count() == 1
+
+
+def test_an_unlock_page_left_open_never_voids_a_review_signed_since(
+    client, make_user, clinic_admin, staff_user
+):
+    first = make_user("dr-a", Role.CLINICIAN)
+    second = make_user("dr-b", Role.CLINICIAN)
+    second.first_name, second.last_name = "Bea", "Second"
+    second.save()
+    screening = signed(flagged_screening(staff_user, ["SUI-01"]), first)
+    shown = reviews.current_review(screening)
+    url = reverse("admin:intake_screening_unlock", args=[screening.pk])
+    client.force_login(clinic_admin)
+    page = client.get(url)
+    assert page.context["form"]["review"].value() == shown.pk
+    assert f'name="review" value="{shown.pk}"' in page.content.decode()
+    # Meanwhile another admin unlocks, and another clinician signs a new review.
+    reviews.unlock_screening(
+        screening_id=screening.pk, user=clinic_admin, review_id=shown.pk, reason="Typo"
+    )
+    reviews.claim_screening(screening_id=screening.pk, user=second, take_over=True)
+    new = reviews.current_review(signed(screening, second))
+    data = {"reason": "The first review was on the wrong chart.", "review": shown.pk}
+    response = client.post(url, data)
+    assert response.status_code == 200
+    html = unescape(response.content.decode())
+    assert "The signed review now is by Bea Second at " in html
+    assert "Nothing was changed." in html
+    assert "Signed review by Bea Second" in html
+    form = response.context["form"]
+    assert form["reason"].value() == data["reason"]  # kept
+    assert form["review"].value() == str(new.pk)  # the page now shows and acts on the new one
+    new.refresh_from_db()
+    assert not new.is_void
+    # Sent again from that page, deliberately: the review it now shows is voided.
+    response = client.post(url, {**data, "review": form["review"].value()})
+    assert response.status_code == 302
+    new.refresh_from_db()
+    assert new.void_reason == data["reason"]
+
+
+def test_an_unlock_post_without_its_review_is_refused_as_out_of_date(
+    client, clinician, clinic_admin, staff_user
+):
+    screening = signed(flagged_screening(staff_user, ["SUI-01"]), clinician)
+    client.force_login(clinic_admin)
+    response = client.post(
+        reverse("admin:intake_screening_unlock", args=[screening.pk]), {"reason": "Wrong chart"}
+    )
+    assert response.status_code == 200
+    assert "This form is out of date; nothing was saved." in response.content.decode()
+    assert not Review.objects.get().is_void
 
 
 def test_recording_a_review_of_a_signed_screening_redirects_with_the_signer(
@@ -890,7 +948,7 @@ def test_a_threshold_form_without_its_version_is_refused(client, clinic_admin):
     del data["based_on_version"]
     response = client.post(reverse("admin:intake_thresholdset_add"), data)
     assert response.status_code == 200
-    assert "This form is out of date. Open it again from the menu." in response.content.decode()
+    assert "This form is out of date; nothing was saved." in response.content.decode()
     assert not ThresholdSet.objects.exists()
 
 

@@ -66,6 +66,12 @@ def sign(screening, user, determination, **overrides):
     return reviews.record_review(**kwargs)
 
 
+def unlock(screening, user, review, reason="Wrong patient chart"):
+    return reviews.unlock_screening(
+        screening_id=screening.pk, user=user, review_id=review.pk, reason=reason
+    )
+
+
 def actions():
     return list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
 
@@ -310,12 +316,10 @@ def test_only_a_clinic_admin_unlocks_and_must_give_a_reason(
 ):
     review = sign(screening, clinician, determination)
     with pytest.raises(IntakeError, match="permission"):
-        reviews.unlock_screening(screening_id=screening.pk, user=clinician, reason="typo")
+        unlock(screening, clinician, review, reason="typo")
     with pytest.raises(IntakeError, match="reason"):
-        reviews.unlock_screening(screening_id=screening.pk, user=clinic_admin, reason=" ")
-    reviews.unlock_screening(
-        screening_id=screening.pk, user=clinic_admin, reason="Wrong patient chart"
-    )
+        unlock(screening, clinic_admin, review, reason=" ")
+    unlock(screening, clinic_admin, review, reason="Wrong patient chart")
     screening.refresh_from_db()
     review.refresh_from_db()
     assert screening.status == Screening.Status.IN_REVIEW
@@ -331,7 +335,68 @@ def test_only_a_clinic_admin_unlocks_and_must_give_a_reason(
 
 def test_unlocking_an_unsigned_screening_is_refused(screening, clinic_admin):
     with pytest.raises(IntakeError, match="not signed"):
-        reviews.unlock_screening(screening_id=screening.pk, user=clinic_admin, reason="x")
+        reviews.unlock_screening(
+            screening_id=screening.pk, user=clinic_admin, review_id=1, reason="x"
+        )
+
+
+def named(make_user, username, role, first, last):
+    user = make_user(username, role)
+    user.first_name, user.last_name = first, last
+    user.save()
+    return user
+
+
+def test_an_old_unlock_form_never_voids_a_review_signed_since(
+    screening, make_user, clinic_admin, determination
+):
+    first = named(make_user, "dr-a", Role.CLINICIAN, "Alex", "First")
+    second = named(make_user, "dr-b", Role.CLINICIAN, "Bea", "Second")
+    other_admin = named(make_user, "admin-2", Role.CLINIC_ADMIN, "Kim", "Other")
+    shown = sign(screening, first, determination)  # the old unlock form shows this one
+    unlock(screening, other_admin, shown, reason="Wrong chart")
+    reviews.claim_screening(screening_id=screening.pk, user=second, take_over=True)
+    new = sign(screening, second, determination)
+    with pytest.raises(IntakeError) as refused:
+        unlock(screening, clinic_admin, shown, reason="Alex's review was on the wrong chart")
+    message = str(refused.value)
+    assert message.startswith("The review you opened, by Alex First at ")
+    assert ", was voided by Kim Other at " in message
+    assert "The signed review now is by Bea Second at " in message
+    assert message.endswith("Nothing was changed.")
+    new.refresh_from_db()
+    assert not new.is_void
+    shown.refresh_from_db()
+    assert shown.void_reason == "Wrong chart" and shown.voided_by == other_admin
+    assert Screening.objects.get(pk=screening.pk).status == Screening.Status.REVIEWED
+    assert actions().count("intake.screening.unlocked") == 1
+    # The form about Bea's review voids exactly that one.
+    unlock(screening, clinic_admin, new, reason="Dose typo")
+    new.refresh_from_db()
+    assert new.void_reason == "Dose typo"
+    event = AuditEvent.objects.filter(action="intake.screening.unlocked").order_by("id").last()
+    assert event.detail == {"voided_reviews": [new.pk]}
+
+
+def test_an_unlock_form_of_a_review_already_voided_is_refused(
+    screening, clinician, clinic_admin, determination
+):
+    review = sign(screening, clinician, determination)
+    unlock(screening, clinic_admin, review, reason="Wrong chart")
+    with pytest.raises(IntakeError, match=r"was voided by .* Nothing was changed\.$"):
+        unlock(screening, clinic_admin, review, reason="Wrong chart")
+    review.refresh_from_db()
+    assert review.void_reason == "Wrong chart"
+
+
+def test_an_unlock_form_cannot_name_another_screenings_review(
+    screening, staff_user, clinician, clinic_admin, determination
+):
+    sign(screening, clinician, determination)
+    elsewhere = sign(flagged_screening(staff_user, ["BP-02"]), clinician, determination)
+    with pytest.raises(IntakeError, match="not on this screening"):
+        unlock(screening, clinic_admin, elsewhere, reason="x")
+    assert not Review.objects.filter(voided_at__isnull=False).exists()
 
 
 def test_workflow_changes_never_touch_the_snapshot(screening, clinician, determination):
