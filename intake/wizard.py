@@ -3,8 +3,15 @@
 Storage is the ``Draft`` row of the URL (never the session or a cookie), so
 two tabs with two patients never share answers. Each save recomputes the
 draft's canonical answers, pruned of hidden questions (INSTRUMENT.md 2.2).
+
+Two tabs on the same draft: every page carries a digest of its step's stored
+data as it was shown (the review page also one of every answer it shows). A
+post whose digest no longer matches, and whose entries differ from what is
+stored, comes from a page another tab has overtaken: it stores nothing and
+shows the step again with what it posted and what the other tab saved.
 """
 
+import hashlib
 import json
 import logging
 import re
@@ -36,6 +43,12 @@ from intake.security import idle_sign_out_message
 # idle.js sends the step's form with one of these as ``autosave``.
 AUTOSAVE_AT_TIMEOUT = "1"  # the idle timeout: save, sign out, back here after sign-in
 AUTOSAVE_IN_BACKGROUND = "background"  # the page was hidden: save and stay
+# The header's "Sign out" on a wizard page submits the step form with this name.
+SIGN_OUT = "wizard_sign_out"
+STEP_DIGEST = "step_digest"
+ANSWERS_DIGEST = "answers_digest"
+# A background save answers with the digest of what it stored; idle.js keeps it.
+DIGEST_HEADER = "X-Step-Digest"
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +95,23 @@ class DraftStorage(BaseStorage):
     def update_response(self, response):
         self.save()
         super().update_response(response)
+
+    def keep_stored(self):
+        """Leave the stored state as it was loaded: nothing of this request is written."""
+        self._saved = self._encoded()
+
+
+def digest(value):
+    """Return a short SHA-256 of ``value``'s canonical JSON."""
+    encoded = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode("ascii")).hexdigest()[:16]
+
+
+def answers_digest(answers):
+    """Return the digest of the answers a review page shows (the attestation is its own form)."""
+    encoded = instrument.encode_answers(answers)
+    encoded.pop("staff_attestation", None)
+    return digest(encoded)
 
 
 def step_applies_condition(step):
@@ -173,6 +203,18 @@ CONDITIONAL_FIELDS = {
 }
 
 
+def raw_value(data, slug, q):
+    """Return question ``q``'s posted value in raw step ``data``, blanks left out, to compare."""
+    name = field_names(slug, q.code)
+    if q.type == instrument.MED_LIST:
+        return sorted(
+            (key, [value for value in values if value.strip()])
+            for key, values in data.items()
+            if MED_ROW_SUFFIX.sub("", key) == name and any(value.strip() for value in values)
+        )
+    return [value for value in data.get(name, ()) if value.strip()]
+
+
 def may_hold_hidden_answers(slug, data):
     """Return whether stored step data holds a value of a question that can be hidden."""
     conditional = CONDITIONAL_FIELDS[slug]
@@ -203,7 +245,7 @@ class ScreeningWizard(NamedUrlWizardView):
         if draft is None:
             raise Http404
         if draft.is_submitted:
-            return redirect(draft.screening)
+            return self.submitted(request, draft)
         self.draft = draft
         self.thresholds_version, self.thresholds = services.current_thresholds()
         self.answers = instrument.decode_answers(draft.answers)
@@ -213,6 +255,30 @@ class ScreeningWizard(NamedUrlWizardView):
         response = TemplateView.dispatch(self, request, *args, **kwargs)
         self.storage.update_response(response)
         return response
+
+    def submitted(self, request, draft):
+        """Answer a request for a submitted draft: nothing in it changes any more."""
+        if request.method != "POST":
+            return redirect(draft.screening)
+        if SIGN_OUT in request.POST:
+            logout(request)
+            messages.info(request, _("Signed out."))
+            return redirect_to_login(draft.screening.get_absolute_url())
+        autosave = request.POST.get("autosave")
+        if autosave == AUTOSAVE_AT_TIMEOUT:
+            logout(request)
+            messages.info(request, idle_sign_out_message(draft_saved=False))
+            return redirect_to_login(draft.screening.get_absolute_url())
+        if autosave != AUTOSAVE_IN_BACKGROUND:
+            # A page left open (or reached with Back) after the submission.
+            messages.warning(
+                request,
+                _(
+                    "Nothing was changed: this screening was already submitted and is frozen. "
+                    "Corrections are added as addenda by a clinician."
+                ),
+            )
+        return redirect(draft.screening)
 
     # -- formtools hooks -------------------------------------------------
 
@@ -280,20 +346,41 @@ class ScreeningWizard(NamedUrlWizardView):
         valid = form.is_valid()
         goto = request.POST.get("wizard_goto_step")
         save_exit = "wizard_save_exit" in request.POST
+        sign_out = SIGN_OUT in request.POST
+        autosave = request.POST.get("autosave") if save_exit and not sign_out else None
         returning = request.POST.get("return_to") == REVIEW
+
+        notice = self.changed_elsewhere(step, form)
+        if notice is not None:
+            return self.refuse_stale(
+                step,
+                form,
+                notice,
+                autosave=autosave,
+                pressed_next=not (goto or save_exit or sign_out),
+            )
 
         self.store_step(step, form)
         form_list = self.get_form_list()
 
+        if sign_out:
+            self.persist(step, step)
+            logout(request)
+            messages.info(
+                request,
+                _("Signed out. Your draft was saved; sign in to continue where you left off."),
+            )
+            return redirect_to_login(self.get_step_url(step))
         if save_exit:
-            autosave = request.POST.get("autosave")
             if autosave == AUTOSAVE_IN_BACKGROUND:
                 # The page went out of sight (a tablet asleep, another app, or a
                 # link followed): what was typed is kept now, as the session may
                 # end before it is back. Where the draft resumes does not move:
                 # this save can arrive after the next page has loaded.
                 self.persist(step, self.draft.last_step or step)
-                return HttpResponse(status=204)
+                response = HttpResponse(status=204)
+                response[DIGEST_HEADER] = self.step_digest(step)
+                return response
             self.persist(step, step)
             if autosave == AUTOSAVE_AT_TIMEOUT:
                 logout(request)
@@ -313,6 +400,98 @@ class ScreeningWizard(NamedUrlWizardView):
         target = REVIEW if returning and REVIEW in form_list else self.get_next_step(step) or REVIEW
         self.persist(step, target)
         return redirect(self.get_step_url(target))
+
+    def step_digest(self, step):
+        """Return the digest of ``step``'s stored data."""
+        return digest(self.storage.data[self.storage.step_data_key].get(step))
+
+    def changed_elsewhere(self, step, form):
+        """Return a notice if another tab changed what this post's page showed, else None.
+
+        A missing digest (a page from before digests, a hand-made post) is not
+        checked; a malformed one never matches, so it counts as stale.
+        """
+        if step == REVIEW:
+            shown = self.request.POST.get(ANSWERS_DIGEST)
+            if shown is not None and shown != answers_digest(self.answers):
+                return {
+                    "review": True,
+                    "message": _(
+                        "The answers changed in another tab or window since this page was "
+                        "shown. Check them and submit again."
+                    ),
+                    "items": [],
+                }
+        shown = self.request.POST.get(STEP_DIGEST)
+        if shown is None or shown == self.step_digest(step):
+            return None
+        mine = self.get_form_step_data(form)
+        stored = self.storage.data[self.storage.step_data_key].get(step) or {}
+        changed = [
+            q
+            for q in instrument.STEPS_BY_SLUG[step].questions
+            if q.code not in form.hidden_codes
+            and raw_value(mine, step, q) != raw_value(stored, step, q)
+        ]
+        if not changed:
+            return None
+        return {
+            "review": False,
+            "message": _(
+                "This step was changed in another tab or window after you opened it. Check "
+                "these answers; press %(button)s to keep what is shown here:"
+            )
+            % {"button": self.keep_button_label(step)},
+            "items": [
+                {"label": q.label, "saved": self.saved_display(step, q, stored)} for q in changed
+            ],
+        }
+
+    def keep_button_label(self, step):
+        """Return the label of the step's main button, as the page shows it."""
+        if step == REVIEW:
+            return _("Submit screening")
+        if self.request.POST.get("return_to") == REVIEW:
+            return _("Save and return to review")
+        return _("Next")
+
+    def saved_display(self, step, q, stored):
+        """Return how question ``q``'s stored answer reads, or None for a medication list."""
+        if q.type == instrument.MED_LIST:
+            return None
+        if q.code in self.answers:
+            return instrument.display_value(
+                q.code, self.answers[q.code], timezone.get_current_timezone()
+            )
+        typed = raw_value(stored, step, q)
+        return ", ".join(typed) if typed else _("no answer")
+
+    def refuse_stale(self, step, form, notice, *, autosave, pressed_next):
+        """Store nothing from a page another tab overtook; show the step again, or sign out."""
+        self.storage.keep_stored()
+        if autosave == AUTOSAVE_IN_BACKGROUND:
+            return HttpResponse(status=409)
+        if autosave == AUTOSAVE_AT_TIMEOUT:
+            logout(self.request)
+            messages.info(
+                self.request,
+                idle_sign_out_message(draft_saved=False)
+                + " "
+                + _(
+                    "The entries on the last page were not saved: that step had been changed "
+                    "in another tab or window. Sign in to check it."
+                ),
+            )
+            return redirect_to_login(self.get_step_url(step))
+        if notice["review"]:
+            # The attestation was given for answers this page no longer shows.
+            form = self.get_form(step)
+        elif not pressed_next:
+            form._errors = ErrorDict()
+        self.stale_notice = notice
+        response = self.render(form)
+        self.storage.keep_stored()
+        return response
 
     def store_step(self, step, form):
         """Keep what was typed on ``step`` and recompute the draft's pruned answers."""
@@ -345,8 +524,23 @@ class ScreeningWizard(NamedUrlWizardView):
         if extra.get(PRUNED_WITH) != self.thresholds_version:
             self.prune_stored_steps(exclude=step)
             extra[PRUNED_WITH] = self.thresholds_version
+            self.tell_removed(before)
         elif self.answers != before:
             self.prune_stored_steps(exclude=step, after=step)
+
+    def tell_removed(self, before):
+        """Name the questions whose answers a new threshold version removed (labels only)."""
+        kept = instrument.prune_hidden(before, self.thresholds)
+        removed = [instrument.question(code).label for code in before if code not in kept]
+        if removed:
+            messages.warning(
+                self.request,
+                _(
+                    "The clinic's thresholds changed, so the answers to these questions no "
+                    "longer apply and were removed: %(questions)s."
+                )
+                % {"questions": "; ".join(removed)},
+            )
 
     def prune_stored_steps(self, *, exclude, after=None):
         """Drop typed values of questions (and steps) that are now hidden.
@@ -459,6 +653,8 @@ class ScreeningWizard(NamedUrlWizardView):
             suicide_protocol=settings.SUICIDE_SAFETY_PROTOCOL,
             error_summary=error_summary(form),
             on_review=step == REVIEW,
+            step_digest=self.step_digest(step),
+            stale_notice=getattr(self, "stale_notice", None),
             wizard_config={
                 "visibility": visibility(self.thresholds),
                 "answers": js_answers(earlier_answers(self.answers, step)),
@@ -467,6 +663,10 @@ class ScreeningWizard(NamedUrlWizardView):
         )
         if step == REVIEW:
             context.update(review_context(self, flags))
+            context.update(
+                answers_digest=answers_digest(self.answers),
+                thresholds_version=self.thresholds_version,
+            )
         return context
 
     def sections(self, form_list, current):

@@ -13,7 +13,14 @@ from django.utils.html import escape
 from intake import instrument, thresholds
 from intake.models import AuditEvent, Draft, Screening
 from tests.factories import quiet_answers
-from tests.wizard_helpers import applicable_steps, complete, post_data, start, step_url
+from tests.wizard_helpers import (
+    applicable_steps,
+    complete,
+    hidden_value,
+    post_data,
+    start,
+    step_url,
+)
 
 DEFAULTS = dict(thresholds.DEFAULTS)
 
@@ -651,3 +658,315 @@ def test_decimal_answers_round_trip_through_the_draft(staff_client):
     draft.refresh_from_db()
     assert draft.answers["vit_bac"] == "0.010"
     assert draft.answers["vit_weight_kg"] == "80.0"
+
+
+# ---------------------------------------------------------------------------
+# Two tabs on one draft, signing out, submitted drafts, threshold changes
+
+
+def two_tabs_on_vitals(client, hr_there=135):
+    """Open vitals in tab A, save ``hr_there`` from tab B; return (draft, tab A's page)."""
+    draft = start(client)
+    answers = quiet_answers(vit_hr=72)
+    for slug in ("patient", "vitals"):
+        client.post(step_url(draft, slug), post_data(slug, answers))
+    tab_a = client.get(step_url(draft, "vitals"))
+    tab_b = client.get(step_url(draft, "vitals"))
+    client.post(
+        step_url(draft, "vitals"),
+        post_data(
+            "vitals",
+            quiet_answers(vit_hr=hr_there),
+            step_digest=hidden_value(tab_b, "step_digest"),
+        ),
+    )
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == hr_there
+    return draft, tab_a
+
+
+STALE_ACTIONS = {
+    "next": {},
+    "back": {"wizard_goto_step": "patient"},
+    "section link": {"wizard_goto_step": "cardiovascular"},
+    "save and exit": {"wizard_save_exit": "1"},
+    "sign out": {"wizard_sign_out": "1"},
+}
+
+
+@pytest.mark.parametrize("action", STALE_ACTIONS)
+def test_a_stale_tab_does_not_undo_answers_saved_in_another_tab(staff_client, action):
+    draft, tab_a = two_tabs_on_vitals(staff_client)
+    before = draft.wizard_state
+    digest = hidden_value(tab_a, "step_digest")
+    response = staff_client.post(
+        step_url(draft, "vitals"),
+        post_data("vitals", quiet_answers(vit_hr=72), step_digest=digest, **STALE_ACTIONS[action]),
+    )
+    assert response.status_code == 200
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 135
+    assert draft.wizard_state == before
+    html = response.content.decode()
+    assert "This step was changed in another tab or window after you opened it." in html
+    assert "Heart rate, beats per minute (clinician) (saved there: 135)" in html
+    assert "Systolic" not in html.split('id="changed-elsewhere"')[1].split("</div>")[0]
+    # What this tab typed is shown again, not lost; no error shouts at a Back.
+    assert response.context["form"]["vit_hr"].value() == "72"
+    assert "_auth_user_id" in staff_client.session
+    # The page now carries the new digest: pressing the button again keeps what it shows.
+    new_digest = hidden_value(response, "step_digest")
+    assert new_digest and new_digest != digest
+    again = staff_client.post(
+        step_url(draft, "vitals"),
+        post_data(
+            "vitals", quiet_answers(vit_hr=72), step_digest=new_digest, **STALE_ACTIONS[action]
+        ),
+    )
+    assert again.status_code == 302
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 72
+
+
+def test_a_stale_page_posting_what_is_stored_saves_without_a_warning(staff_client):
+    draft, tab_a = two_tabs_on_vitals(staff_client)
+    response = staff_client.post(
+        step_url(draft, "vitals"),
+        post_data(
+            "vitals",
+            quiet_answers(vit_hr=135),
+            step_digest=hidden_value(tab_a, "step_digest"),
+            wizard_goto_step="patient",
+        ),
+    )
+    assert response["Location"] == step_url(draft, "patient")
+
+
+def test_a_stale_background_save_is_refused_and_stores_nothing(staff_client):
+    draft, tab_a = two_tabs_on_vitals(staff_client)
+    before = draft.wizard_state
+    response = staff_client.post(
+        step_url(draft, "vitals"),
+        post_data(
+            "vitals",
+            quiet_answers(vit_hr=72),
+            step_digest=hidden_value(tab_a, "step_digest"),
+            wizard_save_exit="1",
+            autosave="background",
+        ),
+    )
+    assert response.status_code == 409
+    draft.refresh_from_db()
+    assert draft.wizard_state == before and draft.answers["vit_hr"] == 135
+
+
+def test_a_stale_timeout_save_signs_out_and_says_the_entries_were_not_saved(staff_client):
+    draft, tab_a = two_tabs_on_vitals(staff_client)
+    response = staff_client.post(
+        step_url(draft, "vitals"),
+        post_data(
+            "vitals",
+            quiet_answers(vit_hr=72),
+            step_digest=hidden_value(tab_a, "step_digest"),
+            wizard_save_exit="1",
+            autosave="1",
+        ),
+        follow=True,
+    )
+    assert "_auth_user_id" not in staff_client.session
+    html = response.content.decode()
+    assert "You were signed out after 15 minutes without activity." in html
+    assert "Your draft was saved" not in html
+    assert "were not saved" in html
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 135
+
+
+def test_a_background_save_answers_with_the_digest_of_what_it_stored(staff_client):
+    draft = start(staff_client)
+    page = staff_client.get(step_url(draft, "patient"))
+    response = staff_client.post(
+        step_url(draft, "patient"),
+        {
+            "patient-first_name": "Ana",
+            "step_digest": hidden_value(page, "step_digest"),
+            "wizard_save_exit": "1",
+            "autosave": "background",
+        },
+    )
+    assert response.status_code == 204
+    assert response["X-Step-Digest"] == hidden_value(
+        staff_client.get(step_url(draft, "patient")), "step_digest"
+    )
+    # The same tab, its digest updated as idle.js does, saves more without a warning.
+    more = staff_client.post(
+        step_url(draft, "patient"),
+        {
+            "patient-first_name": "Ana",
+            "patient-last_name": "Diaz",
+            "step_digest": response["X-Step-Digest"],
+            "wizard_save_exit": "1",
+        },
+    )
+    assert more.status_code == 302
+    draft.refresh_from_db()
+    assert draft.wizard_state["step_data"]["patient"]["patient-last_name"] == ["Diaz"]
+
+
+@pytest.mark.parametrize("digest", [None, "", "x" * 5000, "../\x00", "0" * 16])
+def test_a_missing_digest_skips_the_check_and_a_malformed_one_counts_as_stale(staff_client, digest):
+    draft, _tab_a = two_tabs_on_vitals(staff_client)
+    extra = {} if digest is None else {"step_digest": digest}
+    response = staff_client.post(
+        step_url(draft, "vitals"),
+        post_data("vitals", quiet_answers(vit_hr=72), wizard_goto_step="patient", **extra),
+    )
+    draft.refresh_from_db()
+    if digest is None:
+        assert response.status_code == 302 and draft.answers["vit_hr"] == 72
+    else:
+        assert response.status_code == 200 and draft.answers["vit_hr"] == 135
+
+
+def test_a_stale_review_page_is_not_submitted(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers(vit_hr=111)
+    for slug in applicable_steps(answers)[:-1]:
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    tab_a = staff_client.get(step_url(draft, "review"))
+    assert "HR-02" in tab_a.content.decode()
+    vitals = staff_client.get(step_url(draft, "vitals"))
+    staff_client.post(
+        step_url(draft, "vitals"),
+        post_data(
+            "vitals",
+            quiet_answers(vit_hr=135),
+            step_digest=hidden_value(vitals, "step_digest"),
+            return_to="review",
+        ),
+    )
+    response = staff_client.post(
+        step_url(draft, "review"),
+        post_data(
+            "review",
+            answers,
+            step_digest=hidden_value(tab_a, "step_digest"),
+            answers_digest=hidden_value(tab_a, "answers_digest"),
+        ),
+    )
+    assert response.status_code == 200
+    assert not Screening.objects.exists()
+    html = response.content.decode()
+    assert (
+        "The answers changed in another tab or window since this page was shown. "
+        "Check them and submit again." in html
+    )
+    assert "HR-01" in html and "135" in html
+    # Submitting the page that shows the current answers goes through.
+    again = staff_client.post(
+        step_url(draft, "review"),
+        post_data(
+            "review",
+            answers,
+            step_digest=hidden_value(response, "step_digest"),
+            answers_digest=hidden_value(response, "answers_digest"),
+        ),
+    )
+    screening = Screening.objects.get()
+    assert again["Location"] == screening.get_absolute_url()
+    assert screening.answers["vit_hr"] == 135
+
+
+def test_signing_out_from_a_step_saves_what_was_typed(staff_client):
+    draft = start(staff_client)
+    page = staff_client.get(step_url(draft, "patient"))
+    response = staff_client.post(
+        step_url(draft, "patient"),
+        {
+            "patient-first_name": "Ana",
+            "step_digest": hidden_value(page, "step_digest"),
+            "autosave": "",
+            "wizard_sign_out": "1",
+        },
+        follow=True,
+    )
+    assert "_auth_user_id" not in staff_client.session
+    assert response.redirect_chain[0][0].startswith(reverse("login"))
+    html = response.content.decode()
+    assert "Signed out. Your draft was saved; sign in to continue where you left off." in html
+    draft.refresh_from_db()
+    assert draft.wizard_state["step_data"]["patient"]["patient-first_name"] == ["Ana"]
+    assert draft.last_step == "patient"
+    assert AuditEvent.objects.filter(action="intake.auth.logout").exists()
+
+
+def test_signing_out_from_a_submitted_draft_signs_out(staff_client):
+    draft = start(staff_client)
+    complete(staff_client, draft, quiet_answers())
+    response = staff_client.post(step_url(draft, "review"), {"wizard_sign_out": "1"}, follow=True)
+    assert "_auth_user_id" not in staff_client.session
+    assert "Signed out." in response.content.decode()
+
+
+def test_a_post_to_a_submitted_draft_says_nothing_was_changed(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers()
+    complete(staff_client, draft, answers)
+    screening = Screening.objects.get()
+    response = staff_client.post(
+        step_url(draft, "vitals"), post_data("vitals", quiet_answers(vit_hr=99)), follow=True
+    )
+    assert response.redirect_chain[-1][0] == screening.get_absolute_url()
+    html = response.content.decode()
+    assert "Nothing was changed: this screening was already submitted and is frozen." in html
+    assert "Corrections are added as addenda by a clinician." in html
+    screening.refresh_from_db()
+    assert screening.answers["vit_hr"] == answers["vit_hr"]
+    assert "Thresholds version 0." in html
+
+
+def test_a_background_save_to_a_submitted_draft_leaves_no_message(staff_client):
+    draft = start(staff_client)
+    complete(staff_client, draft, quiet_answers())
+    staff_client.post(
+        step_url(draft, "vitals"),
+        {"vitals-vit_hr": "99", "wizard_save_exit": "1", "autosave": "background"},
+    )
+    assert "Nothing was changed" not in staff_client.get(reverse("intake:home")).content.decode()
+
+
+def test_a_new_threshold_version_names_the_answers_it_removed(staff_client):
+    from intake.models import ThresholdSet
+
+    draft = start(staff_client)
+    answers = quiet_answers(vit_sbp=145, vit_dbp=85, vit_bp_repeat_sbp=142, vit_bp_repeat_dbp=84)
+    for slug in ("patient", "vitals"):
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    quiet = staff_client.post(
+        step_url(draft, "cardiovascular"), post_data("cardiovascular", answers), follow=True
+    )
+    assert "thresholds changed" not in quiet.content.decode()
+    ThresholdSet.objects.create(version=1, values=dict(thresholds.DEFAULTS, bp_caution_sbp=150))
+    response = staff_client.post(
+        step_url(draft, "cardiovascular"), post_data("cardiovascular", answers), follow=True
+    )
+    html = response.content.decode()
+    repeat_sbp = instrument.question("vit_bp_repeat_sbp").label
+    repeat_dbp = instrument.question("vit_bp_repeat_dbp").label
+    assert "The clinic&#x27;s thresholds changed" in html
+    assert escape(repeat_sbp) in html and escape(repeat_dbp) in html
+    assert "142" not in html
+    # Only once: the next save under the same version removes nothing more.
+    again = staff_client.post(
+        step_url(draft, "cardiovascular"), post_data("cardiovascular", answers), follow=True
+    )
+    assert "thresholds changed" not in again.content.decode()
+
+
+def test_the_review_step_shows_the_thresholds_version(staff_client):
+    from intake.models import ThresholdSet
+
+    draft = start(staff_client)
+    ThresholdSet.objects.create(version=3, values=dict(thresholds.DEFAULTS))
+    html = staff_client.get(step_url(draft, "review")).content.decode()
+    assert "Thresholds version 3." in html

@@ -109,3 +109,46 @@ def test_other_pages_skip_to_main(client, staff_user):
     page = client.get("/").content.decode()
     assert 'href="#main"' in page
     assert 'id="main"' in page
+
+
+@pytest.mark.parametrize("slug", ["patient", "review"])
+def test_sign_out_on_a_step_submits_the_step_and_enter_still_means_next(client, staff_user, slug):
+    """The header's sign-out saves the step (no JavaScript needed); Enter is not a sign-out."""
+    from html.parser import HTMLParser
+
+    class Buttons(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.buttons, self.form_depth = [], 0
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "form":
+                self.form_depth += attrs.get("id") == "wizard-form"
+            owned = self.form_depth or attrs.get("form") == "wizard-form"
+            if tag == "button" and attrs.get("type") == "submit" and owned:
+                self.buttons.append(attrs)
+
+        def handle_endtag(self, tag):
+            if tag == "form":
+                self.form_depth = 0
+
+    client.force_login(staff_user)
+    draft = start(client)
+    page = client.get(step_url(draft, slug)).content.decode()
+    assert 'action="/accounts/logout/"' not in page
+    parser = Buttons()
+    parser.feed(page)
+    # A form's default button (Enter in a field) is its first submit button in the page.
+    default = parser.buttons[0]
+    assert "name" not in default and "visually-hidden" in default["class"]
+    sign_out = [b for b in parser.buttons if b.get("name") == "wizard_sign_out"]
+    assert len(sign_out) == 1 and "formnovalidate" in sign_out[0]
+    assert parser.buttons.index(sign_out[0]) == 1
+
+
+def test_other_pages_sign_out_through_the_logout_form(client, staff_user):
+    client.force_login(staff_user)
+    page = client.get("/").content.decode()
+    assert 'action="/accounts/logout/"' in page
+    assert "wizard_sign_out" not in page

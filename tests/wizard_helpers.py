@@ -1,6 +1,7 @@
 """Helpers that drive the wizard through Django's test client with typed answers."""
 
 import datetime as dt
+import re
 
 from django.urls import reverse
 from django.utils import timezone
@@ -57,3 +58,9 @@ def naive_now():
 
 def hours_ago(hours):
     return timezone.now() - dt.timedelta(hours=hours)
+
+
+def hidden_value(response, name):
+    """Return the value of the hidden input ``name`` on the page of ``response``, or None."""
+    match = re.search(rf'name="{name}" value="([^"]*)"', response.content.decode())
+    return match.group(1) if match else None

@@ -16,6 +16,9 @@
  * opened) with answers typed since the last save, they are saved in the
  * background (autosave=background) while the session is still alive: a
  * sleeping page's timers do not run, so its timeout save may come too late.
+ * A page whose step another tab has changed since it was shown is refused
+ * (409) and keeps nothing; the "Sign out" button of a wizard page submits its
+ * form, so the submit handler below stops a background save from racing it.
  * Tabs share the last server contact through localStorage so an active tab
  * keeps idle ones from signing out.
  * Configuration comes from data- attributes on <body>; no inline script.
@@ -179,7 +182,16 @@
         if (response.status === 204) {
           lastServerContact = Date.now();
           share();
+          // The step as stored now is this page's own: a later press of Next
+          // must not read as another tab's change (the server checks the digest).
+          var digest = response.headers.get("X-Step-Digest");
+          var field = draftForm.querySelector('input[name="step_digest"]');
+          if (digest && field) {
+            field.value = digest;
+          }
         } else {
+          // 409: another tab changed this step; nothing was stored, and the
+          // next press of a button shows both versions.
           unsaved = true;
         }
       })
