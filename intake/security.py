@@ -46,6 +46,7 @@ from django.dispatch import receiver
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
@@ -284,6 +285,25 @@ def audit_locked_out(sender, request, username, ip_address, **kwargs):
         request=request,
         detail=username_detail(username),
     )
+
+
+class NoStoreMiddleware:
+    """Tell browsers and proxies to keep no copy of any page the app draws.
+
+    Pages show patient data and a shared workstation's browser cache outlives the
+    session. A response that set its own caching (static files are served
+    before this middleware) keeps it.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not response.has_header("Cache-Control"):
+            add_never_cache_headers(response)
+            patch_cache_control(response, private=True)
+        return response
 
 
 @never_cache

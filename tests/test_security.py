@@ -89,6 +89,39 @@ def test_signed_in_page_sends_strict_csp_and_security_headers(client, staff_user
     assert response.headers["Referrer-Policy"] == "same-origin"
 
 
+def cache_directives(response):
+    return {part.strip() for part in response.headers.get("Cache-Control", "").split(",")}
+
+
+@pytest.mark.django_db
+def test_no_page_with_patient_data_may_be_cached(client, staff_user):
+    from tests.factories import make_draft, make_screening
+
+    screening = make_screening(staff_user)
+    draft = make_draft(staff_user)
+    client.force_login(staff_user)
+    for url in (
+        reverse("intake:home"),
+        screening.get_absolute_url(),
+        reverse("intake:wizard_step", kwargs={"draft_id": draft.pk, "step": "patient"}),
+        reverse("password_change"),
+        reverse("login"),
+    ):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert {"no-store", "private", "max-age=0"} <= cache_directives(response), url
+
+
+@pytest.mark.django_db
+def test_a_response_that_sets_its_own_caching_keeps_it(client, clinician):
+    client.force_login(clinician)
+    # The keep-alive answers no-cache itself (never_cache); the middleware adds nothing.
+    response = client.post(reverse("session_keepalive"))
+    assert response.status_code == 204
+    assert "private" not in cache_directives(response)
+    assert "no-store" in cache_directives(response)
+
+
 @pytest.mark.django_db
 def test_login_page_sends_the_same_headers(client):
     response = client.get(reverse("login"))
