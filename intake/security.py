@@ -46,7 +46,7 @@ from django.dispatch import receiver
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers, patch_cache_control
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
@@ -225,6 +225,26 @@ def account_username(typed):
     return names[0] if len(names) == 1 else None
 
 
+# What axes records instead of a typed name that is no account's. Django's
+# username validator allows no spaces or brackets, so no account can have it.
+NO_SUCH_ACCOUNT = "(no such account)"
+
+
+def lockout_username(request, credentials=None):
+    """Return the username axes counts failures under: an account's, or ``NO_SUCH_ACCOUNT``.
+
+    axes keeps this in its attempt rows, which clinic admins read under
+    "Sign-in lockouts": text that names no account (a patient's name typed in
+    the wrong box, a password) is never kept. Failures under names that are no
+    account share one count per address, so guessing names still locks out.
+    """
+    if credentials is not None:
+        typed = credentials.get(settings.AXES_USERNAME_FORM_FIELD)
+    else:
+        typed = getattr(request, "POST", {}).get(settings.AXES_USERNAME_FORM_FIELD)
+    return account_username(typed) or NO_SUCH_ACCOUNT
+
+
 def username_detail(typed):
     """Return audit detail naming the account tried, never text that names no account."""
     username = account_username(typed)
@@ -301,8 +321,7 @@ class NoStoreMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         if not response.has_header("Cache-Control"):
-            add_never_cache_headers(response)
-            patch_cache_control(response, private=True)
+            add_never_cache_headers(response)  # no-cache, no-store, must-revalidate, private
         return response
 
 

@@ -233,6 +233,8 @@ AXES_RESET_ON_SUCCESS = True
 # The cool-off runs from the lockout; tries during it do not restart the clock.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "intake.security.lockout_response"
+# Attempts are kept under the account's username, never under text that names no account.
+AXES_USERNAME_CALLABLE = "intake.security.lockout_username"
 # axes' database handler, also auditing the lockouts it clears once their cool-off ended.
 AXES_HANDLER = "intake.security.LockoutHandler"
 # Non-verbose: axes' log lines name only the (masked) lockout parameters and the path.
