@@ -255,6 +255,14 @@ DRAFT_MAX_AGE_DAYS = env("DRAFT_MAX_AGE_DAYS", 30, int)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "no_client_error_tracebacks": {"()": "intake.logfilters.NoTracebackForClientErrors"}
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["no_client_error_tracebacks"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", "WARNING")},
 }
