@@ -28,6 +28,7 @@ from django.utils.translation import gettext_lazy as _
 
 from intake import audit, presentation, reviews, thresholds
 from intake.admin_forms import (
+    STALE_FORM,
     AddendumForm,
     RecordReviewForm,
     ThresholdsForm,
@@ -53,6 +54,12 @@ QUEUE_STATUS = {
     Screening.Status.REVIEWED: _("Signed"),
     Screening.Status.AMENDED: _("Signed, addendum"),
 }
+
+
+def posted_id(request, name):
+    """Return the posted id ``name`` as an int, or None when it is missing or not a number."""
+    value = request.POST.get(name, "")
+    return int(value) if value.isdigit() else None
 
 
 def flag_badges(screening):
@@ -539,20 +546,27 @@ class ScreeningAdmin(admin.ModelAdmin):
         return redirect(self._change_url(screening))
 
     def claim_view(self, request, object_id):
+        # A take-over names the reviewer the page showed, so it never takes over from another.
+        take_over = request.POST.get("take_over") == "1"
         return self._post_only_action(
             request,
             object_id,
             reviews.claim_screening,
             gettext("You are now reviewing this screening; other clinicians see your name."),
-            take_over=request.POST.get("take_over") == "1",
+            take_over_from=posted_id(request, "claimed_by") if take_over else None,
         )
 
     def release_view(self, request, object_id):
+        claimed_by = posted_id(request, "claimed_by")
+        if request.method == "POST" and claimed_by is None:
+            self.message_user(request, STALE_FORM, messages.ERROR)
+            return redirect(self._change_url(self._screening(request, object_id)))
         return self._post_only_action(
             request,
             object_id,
             reviews.release_claim,
             gettext("The screening is back in the queue."),
+            claimed_by_id=claimed_by,
         )
 
     def _form_view(
@@ -626,13 +640,15 @@ class ScreeningAdmin(admin.ModelAdmin):
         screening = self._screening(request, object_id)
         if not request.user.has_perms(["intake.review_screening", "intake.add_addendum"]):
             raise PermissionDenied
+        review_id = self._current_review_id(screening)
         return self._form_view(
             request,
             screening,
-            AddendumForm(request.POST or None),
+            AddendumForm(request.POST or None, initial={"review": review_id}),
             act=lambda form: reviews.add_addendum(
                 screening_id=screening.pk,
                 user=request.user,
+                review_id=form.cleaned_data["review"],
                 text=form.cleaned_data["text"],
                 password=form.cleaned_data["password"],
                 form_token=form.cleaned_data["form_token"],
@@ -643,6 +659,7 @@ class ScreeningAdmin(admin.ModelAdmin):
             template="admin/intake/screening/addendum.html",
             title=gettext("Add an addendum to screening #%(id)s") % {"id": screening.pk},
             context=lambda: {"review": reviews.current_review(screening)},
+            refreshed=lambda form: rebound(form, review=self._current_review_id(screening)),
         )
 
     def unlock_view(self, request, object_id):

@@ -79,6 +79,14 @@ class RecordReviewForm(PanelForm):
         return [flag.rule_id for flag, name in self.ack_fields if self.cleaned_data.get(name)]
 
 
+def review_field():
+    """Return the hidden id of the signed review a form was opened on."""
+    return forms.IntegerField(
+        widget=forms.HiddenInput,
+        error_messages={"required": STALE_FORM, "invalid": STALE_FORM},
+    )
+
+
 class AddendumForm(PanelForm):
     """Append a signed addendum."""
 
@@ -90,18 +98,11 @@ class AddendumForm(PanelForm):
     )
     password = signature_field()
     form_token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
+    review = review_field()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["form_token"].initial = secrets.token_urlsafe(16)
-
-
-def review_field():
-    """Return the hidden id of the signed review a form was opened on."""
-    return forms.IntegerField(
-        widget=forms.HiddenInput,
-        error_messages={"required": STALE_FORM, "invalid": STALE_FORM},
-    )
 
 
 def rebound(form, **values):

@@ -10,6 +10,7 @@ second one sees what the first one did.
 import csv
 import io
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import check_password
 from django.db import transaction
 from django.utils import timezone
@@ -85,6 +86,49 @@ def _already_signed_error(screening):
     return IntakeError(signed_message(screening) + " " + _("Your entry was not saved."))
 
 
+def _when(moment):
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+
+
+def _review_changed_message(shown, current):
+    """Return why a form about review ``shown`` no longer applies, naming ``current``."""
+    parts = []
+    if shown is not None and shown.voided_at is not None:
+        parts.append(
+            _(
+                "The review you opened, by %(signer)s at %(signed)s, was voided by "
+                "%(voider)s at %(voided)s."
+            )
+            % {
+                "signer": display_name(shown.clinician),
+                "signed": _when(shown.signed_at),
+                "voider": display_name(shown.voided_by),
+                "voided": _when(shown.voided_at),
+            }
+        )
+    elif shown is None:
+        parts.append(_("The review this form was opened on is not on this screening."))
+    if current is not None:
+        parts.append(
+            _("The signed review now is by %(name)s at %(time)s; read it first.")
+            % {"name": display_name(current.clinician), "time": _when(current.signed_at)}
+        )
+    parts.append(_("Nothing was changed."))
+    return " ".join(str(part) for part in parts)
+
+
+def _shown_review(screening, review_id):
+    """Return (the review a form showed, the current review) of a locked screening row.
+
+    Raises ``IntakeError`` naming what changed when the form's review is not the current one.
+    """
+    shown = screening.reviews.filter(pk=review_id).select_related("clinician", "voided_by").first()
+    current = current_review(screening)
+    if shown is None or current is None or shown.pk != current.pk:
+        raise IntakeError(_review_changed_message(shown, current))
+    return shown
+
+
 def _set_workflow(screening, **fields):
     for name, value in fields.items():
         setattr(screening, name, value)
@@ -96,9 +140,37 @@ def _set_workflow(screening, **fields):
 # Claim
 
 
+def _claim_changed_error(screening, shown_claimer_id):
+    """Return the error for a page that showed another reviewer than the one now."""
+    shown = get_user_model().objects.filter(pk=shown_claimer_id).first()
+    if screening.claimed_by is None:
+        message = _("This screening is no longer in review by %(shown)s; it is back in the queue.")
+    else:
+        message = _(
+            "This screening is now in review by %(name)s (since %(time)s), "
+            "not by %(shown)s as your page showed."
+        )
+    return IntakeError(
+        message
+        % {
+            "name": display_name(screening.claimed_by),
+            "time": _when(screening.claimed_at) if screening.claimed_at else "",
+            "shown": display_name(shown) or _("nobody"),
+        }
+        + " "
+        + _("Nothing was changed.")
+    )
+
+
 @transaction.atomic
-def claim_screening(*, screening_id: int, user, take_over: bool = False, request=None) -> Screening:
-    """Mark a screening as in review by ``user`` so other clinicians see who has it."""
+def claim_screening(
+    *, screening_id: int, user, take_over_from: int | None = None, request=None
+) -> Screening:
+    """Mark a screening as in review by ``user`` so other clinicians see who has it.
+
+    A screening in review by someone else is taken over only from the reviewer
+    named by ``take_over_from`` (the one the clinician's page showed).
+    """
     _require(user, "intake.review_screening")
     screening = _locked_screening(screening_id)
     if screening.is_locked:
@@ -107,10 +179,12 @@ def claim_screening(*, screening_id: int, user, take_over: bool = False, request
     if screening.status == Screening.Status.IN_REVIEW and previous is not None:
         if previous.pk == user.pk:
             raise IntakeError(_("You are already reviewing this screening."))
-        if not take_over:
+        if take_over_from is None:
             raise IntakeError(
                 _("This screening is in review by %(name)s.") % {"name": display_name(previous)}
             )
+        if previous.pk != take_over_from:
+            raise _claim_changed_error(screening, take_over_from)
     _set_workflow(
         screening, status=Screening.Status.IN_REVIEW, claimed_by=user, claimed_at=timezone.now()
     )
@@ -125,12 +199,18 @@ def claim_screening(*, screening_id: int, user, take_over: bool = False, request
 
 
 @transaction.atomic
-def release_claim(*, screening_id: int, user, request=None) -> Screening:
-    """Put a claimed screening back in the queue (by its reviewer or a clinic admin)."""
+def release_claim(*, screening_id: int, user, claimed_by_id: int, request=None) -> Screening:
+    """Put a claimed screening back in the queue (by its reviewer or a clinic admin).
+
+    ``claimed_by_id`` is the reviewer the page showed: a claim taken since by
+    someone else is not released.
+    """
     _require(user, "intake.review_screening")
     screening = _locked_screening(screening_id)
     if screening.status != Screening.Status.IN_REVIEW:
         raise IntakeError(_("This screening is not in review."))
+    if screening.claimed_by_id != claimed_by_id:
+        raise _claim_changed_error(screening, claimed_by_id)
     if screening.claimed_by_id != user.pk and not user.has_perm("intake.unlock_screening"):
         raise IntakeError(_("Only the reviewer or a clinic admin can release this screening."))
     _set_workflow(screening, status=Screening.Status.SUBMITTED, claimed_by=None, claimed_at=None)
@@ -220,14 +300,24 @@ def record_review(
 
 @transaction.atomic
 def add_addendum(
-    *, screening_id: int, user, text: str, password: str, form_token: str = "", request=None
+    *,
+    screening_id: int,
+    user,
+    review_id: int,
+    text: str,
+    password: str,
+    form_token: str = "",
+    request=None,
 ) -> Addendum:
     """Append a signed addendum to a reviewed screening; nothing earlier changes.
 
-    ``form_token`` identifies the form it comes from: sent again, by its author,
-    it returns the addendum already signed instead of signing a second one. An
-    addendum its author already signed word for word on this screening, from
-    another form (the page reloaded by "Back"), is refused: it adds nothing.
+    ``review_id`` is the signed review the form showed: if it was voided since,
+    or another review signed, the addendum is refused, since it was written
+    about a review no longer in force. ``form_token`` identifies the form it
+    comes from: sent again, by its author, it returns the addendum already
+    signed instead of signing a second one. An addendum its author already
+    signed word for word on this screening, from another form (the page
+    reloaded by "Back"), is refused: it adds nothing.
     """
     _require(user, "intake.review_screening", "intake.add_addendum")
     _check_signature(user, password)
@@ -243,8 +333,9 @@ def add_addendum(
             raise IntakeError(
                 _("This form was already signed. Open a new addendum form to add another.")
             )
-    if not screening.is_locked:
+    if not screening.is_locked and not screening.reviews.filter(pk=review_id).exists():
         raise IntakeError(_("Addenda are added after a review is signed."))
+    _shown_review(screening, review_id)
     if not text:
         raise IntakeError(_("Write the addendum text."))
     same = screening.addenda.filter(author=user, text=text).first()
@@ -271,49 +362,6 @@ def add_addendum(
         detail={"addendum": addendum.pk},
     )
     return addendum
-
-
-def _when(moment):
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
-
-
-def _review_changed_message(shown, current):
-    """Return why a form about review ``shown`` no longer applies, naming ``current``."""
-    parts = []
-    if shown is not None and shown.voided_at is not None:
-        parts.append(
-            _(
-                "The review you opened, by %(signer)s at %(signed)s, was voided by "
-                "%(voider)s at %(voided)s."
-            )
-            % {
-                "signer": display_name(shown.clinician),
-                "signed": _when(shown.signed_at),
-                "voider": display_name(shown.voided_by),
-                "voided": _when(shown.voided_at),
-            }
-        )
-    elif shown is None:
-        parts.append(_("The review this form was opened on is not on this screening."))
-    if current is not None:
-        parts.append(
-            _("The signed review now is by %(name)s at %(time)s; read it first.")
-            % {"name": display_name(current.clinician), "time": _when(current.signed_at)}
-        )
-    parts.append(_("Nothing was changed."))
-    return " ".join(str(part) for part in parts)
-
-
-def _shown_review(screening, review_id):
-    """Return (the review a form showed, the current review) of a locked screening row.
-
-    Raises ``IntakeError`` naming what changed when the form's review is not the current one.
-    """
-    shown = screening.reviews.filter(pk=review_id).select_related("clinician", "voided_by").first()
-    current = current_review(screening)
-    if shown is None or current is None or shown.pk != current.pk:
-        raise IntakeError(_review_changed_message(shown, current))
-    return shown
 
 
 @transaction.atomic

@@ -129,7 +129,8 @@ def case_addendum_get(users):
 
 def case_addendum_post(users):
     screening = signed(screening_for(users), users["clinician"])
-    data = {"text": "Spoke to the GP.", "password": PASSWORD}
+    review = reviews.current_review(screening)
+    data = {"text": "Spoke to the GP.", "password": PASSWORD, "review": review.pk}
     return "post", admin_url("intake_screening_addendum", screening.pk), data
 
 
@@ -755,7 +756,11 @@ def test_a_signed_screening_shows_locked_with_review_addendum_and_void_history(
     )
     signed(screening, clinician)
     reviews.add_addendum(
-        screening_id=screening.pk, user=clinician, text="GP letter received.", password=PASSWORD
+        screening_id=screening.pk,
+        user=clinician,
+        review_id=reviews.current_review(screening).pk,
+        text="GP letter received.",
+        password=PASSWORD,
     )
     client.force_login(clinic_admin)
     html = client.get(reverse("admin:intake_screening_change", args=[screening.pk])).content
@@ -774,7 +779,10 @@ def test_the_addendum_page_posted_twice_signs_one_addendum(client, clinician, st
     token = client.get(url).context["form"]["form_token"].value()
     assert len(token) >= 20
     assert client.get(url).context["form"]["form_token"].value() != token  # one per form
+    review = client.get(url).context["form"]["review"].value()
+    assert review == reviews.current_review(screening).pk
     data = {"text": "GP letter received.", "password": PASSWORD, "form_token": token}
+    data["review"] = review
     for _ in range(2):
         response = client.post(url, data)
         assert response.status_code == 302
@@ -805,7 +813,7 @@ def test_an_unlock_page_left_open_never_voids_a_review_signed_since(
     reviews.unlock_screening(
         screening_id=screening.pk, user=clinic_admin, review_id=shown.pk, reason="Typo"
     )
-    reviews.claim_screening(screening_id=screening.pk, user=second, take_over=True)
+    reviews.claim_screening(screening_id=screening.pk, user=second, take_over_from=first.pk)
     new = reviews.current_review(signed(screening, second))
     data = {"reason": "The first review was on the wrong chart.", "review": shown.pk}
     response = client.post(url, data)
@@ -837,6 +845,77 @@ def test_an_unlock_post_without_its_review_is_refused_as_out_of_date(
     assert response.status_code == 200
     assert "This form is out of date; nothing was saved." in response.content.decode()
     assert not Review.objects.get().is_void
+
+
+def test_an_addendum_page_left_open_is_refused_once_its_review_is_voided(
+    client, clinician, clinic_admin, staff_user
+):
+    screening = signed(flagged_screening(staff_user, ["SUI-01"]), clinician)
+    url = reverse("admin:intake_screening_addendum", args=[screening.pk])
+    client.force_login(clinician)
+    form = client.get(url).context["form"]
+    shown = reviews.current_review(screening)
+    assert form["review"].value() == shown.pk
+    reviews.unlock_screening(
+        screening_id=screening.pk, user=clinic_admin, review_id=shown.pk, reason="Wrong chart"
+    )
+    signed(screening, clinician)
+    data = {
+        "text": "About the first review.",
+        "password": PASSWORD,
+        "form_token": form["form_token"].value(),
+        "review": shown.pk,
+    }
+    response = client.post(url, data)
+    assert response.status_code == 200
+    html = unescape(response.content.decode())
+    assert f"was voided by {clinic_admin.username} at " in html
+    assert "The signed review now is by" in html and "Nothing was changed." in html
+    refreshed = response.context["form"]
+    assert refreshed["text"].value() == "About the first review."
+    assert refreshed["review"].value() == str(reviews.current_review(screening).pk)
+    assert not screening.addenda.exists()
+
+
+def claim_buttons(client, screening):
+    """Return the hidden fields of the take-over and release forms on the screening page."""
+    html = client.get(reverse("admin:intake_screening_change", args=[screening.pk])).content
+    return re.findall(r'name="claimed_by" value="(\d*)"', html.decode())
+
+
+def test_take_over_and_release_buttons_act_only_on_the_reviewer_they_show(
+    client, make_user, clinic_admin, staff_user
+):
+    first = make_user("dr-a", Role.CLINICIAN)
+    third = make_user("dr-c", Role.CLINICIAN)
+    third.first_name, third.last_name = "Jo", "Third"
+    third.save()
+    screening = flagged_screening(staff_user, ["SUI-01"])
+    reviews.claim_screening(screening_id=screening.pk, user=first)
+    client.force_login(clinic_admin)
+    # The admin's page offers "Take over from dr-a" and "Release to queue", both naming dr-a.
+    assert claim_buttons(client, screening) == [str(first.pk), str(first.pk)]
+    reviews.release_claim(screening_id=screening.pk, user=first, claimed_by_id=first.pk)
+    reviews.claim_screening(screening_id=screening.pk, user=third)
+    change = reverse("admin:intake_screening_change", args=[screening.pk])
+    for name, data in [
+        ("release", {"claimed_by": first.pk}),
+        ("claim", {"take_over": "1", "claimed_by": first.pk}),
+    ]:
+        response = client.post(
+            reverse(f"admin:intake_screening_{name}", args=[screening.pk]), data, follow=True
+        )
+        assert response.redirect_chain[-1][0] == change
+        html = unescape(response.content.decode())
+        assert "This screening is now in review by Jo Third (since " in html
+        assert "not by dr-a as your page showed. Nothing was changed." in html
+        assert Screening.objects.get(pk=screening.pk).claimed_by == third
+    # A release form without the reviewer it showed is out of date.
+    response = client.post(
+        reverse("admin:intake_screening_release", args=[screening.pk]), {}, follow=True
+    )
+    assert "This form is out of date" in response.content.decode()
+    assert Screening.objects.get(pk=screening.pk).claimed_by == third
 
 
 def test_recording_a_review_of_a_signed_screening_redirects_with_the_signer(

@@ -44,6 +44,13 @@ def url(name, screening):
     return reverse(f"admin:intake_screening_{name}", args=[screening.pk])
 
 
+def page_state(screening):
+    """Return the hidden fields a screening's forms carry: its reviewer and signed review."""
+    screening.refresh_from_db()
+    review = reviews.current_review(screening)
+    return {"claimed_by": screening.claimed_by_id or "", "review": review.pk if review else ""}
+
+
 def review_data():
     return {
         "ack_SUI-01": "on",
@@ -91,6 +98,8 @@ def test_each_admin_read_and_write_of_a_screening_leaves_exactly_one_audit_row(
     before = last_id()
     client.force_login(users[who])
     payload = data() if callable(data) else data
+    if method == "post":
+        payload = {**page_state(screening), **(payload or {})}
     response = getattr(client, method)(url(name, screening), payload or {})
     assert response.status_code in (200, 302)
     rows = [row for row in new_rows(before) if not row.action.startswith("intake.auth.")]
@@ -142,7 +151,7 @@ def test_export_writes_one_row_with_count_and_ids(client, screening, clinic_admi
 def test_threshold_changes_are_audited_with_old_and_new_values(client, clinic_admin):
     client.force_login(clinic_admin)
     data = {name: str(value) for name, value in thresholds.DEFAULTS.items()}
-    data.update(npo_solid_hours="8", note="Anesthesia protocol")
+    data.update(npo_solid_hours="8", note="Anesthesia protocol", based_on_version="0")
     before = last_id()
     client.post(reverse("admin:intake_thresholdset_add"), data)
     rows = new_rows(before)
@@ -155,9 +164,11 @@ def test_audit_details_never_hold_answers_or_names(client, screening, clinician,
     client.force_login(clinician)
     client.get(url("change", screening))
     client.post(url("review", screening), review_data())
-    client.post(url("addendum", screening), {"text": "Rivera called back.", "password": PASSWORD})
+    data = {"text": "Rivera called back.", "password": PASSWORD, **page_state(screening)}
+    client.post(url("addendum", screening), data)
     client.force_login(clinic_admin)
-    client.post(url("unlock", screening), {"reason": "Alex asked"})
+    client.post(url("unlock", screening), {"reason": "Alex asked", **page_state(screening)})
+    assert AuditEvent.objects.filter(action="intake.screening.unlocked").exists()
     for event in AuditEvent.objects.all():
         text = repr(event.detail)
         for secret in ("Rivera", "Alex", "MRN-1001", "Reviewed in clinic", PASSWORD):

@@ -92,7 +92,7 @@ def test_a_claimed_screening_is_taken_over_only_on_purpose(screening, clinician,
     reviews.claim_screening(screening_id=screening.pk, user=clinician)
     with pytest.raises(IntakeError, match="in review by clinician"):
         reviews.claim_screening(screening_id=screening.pk, user=other)
-    reviews.claim_screening(screening_id=screening.pk, user=other, take_over=True)
+    reviews.claim_screening(screening_id=screening.pk, user=other, take_over_from=clinician.pk)
     screening.refresh_from_db()
     assert screening.claimed_by == other
     assert AuditEvent.objects.order_by("id").last().detail == {"taken_over_from": clinician.pk}
@@ -100,9 +100,39 @@ def test_a_claimed_screening_is_taken_over_only_on_purpose(screening, clinician,
 
 def test_releasing_returns_the_screening_to_the_queue(screening, clinician):
     reviews.claim_screening(screening_id=screening.pk, user=clinician)
-    reviews.release_claim(screening_id=screening.pk, user=clinician)
+    reviews.release_claim(screening_id=screening.pk, user=clinician, claimed_by_id=clinician.pk)
     screening.refresh_from_db()
     assert (screening.status, screening.claimed_by) == (Screening.Status.SUBMITTED, None)
+
+
+def test_a_take_over_never_takes_over_from_a_reviewer_the_page_did_not_show(
+    screening, clinician, make_user
+):
+    other = make_user("other", "clinician")
+    third = named(make_user, "third", Role.CLINICIAN, "Jo", "Third")
+    reviews.claim_screening(screening_id=screening.pk, user=clinician)  # the page shows this
+    reviews.release_claim(screening_id=screening.pk, user=clinician, claimed_by_id=clinician.pk)
+    reviews.claim_screening(screening_id=screening.pk, user=third)
+    with pytest.raises(IntakeError) as refused:
+        reviews.claim_screening(screening_id=screening.pk, user=other, take_over_from=clinician.pk)
+    assert str(refused.value).startswith("This screening is now in review by Jo Third (since ")
+    assert str(refused.value).endswith("not by clinician as your page showed. Nothing was changed.")
+    assert Screening.objects.get(pk=screening.pk).claimed_by == third
+
+
+def test_a_release_never_releases_a_claim_the_page_did_not_show(
+    screening, clinician, clinic_admin, make_user
+):
+    third = named(make_user, "third", Role.CLINICIAN, "Jo", "Third")
+    reviews.claim_screening(screening_id=screening.pk, user=clinician)  # the admin's page
+    reviews.release_claim(screening_id=screening.pk, user=clinician, claimed_by_id=clinician.pk)
+    reviews.claim_screening(screening_id=screening.pk, user=third)
+    with pytest.raises(IntakeError, match="now in review by Jo Third .* Nothing was changed"):
+        reviews.release_claim(
+            screening_id=screening.pk, user=clinic_admin, claimed_by_id=clinician.pk
+        )
+    assert Screening.objects.get(pk=screening.pk).claimed_by == third
+    assert actions().count("intake.screening.released") == 1
 
 
 def test_intake_staff_cannot_claim(screening, staff_user):
@@ -221,11 +251,19 @@ def test_two_clinicians_signing_at_once_one_succeeds(make_user):
 def test_addenda_are_appended_after_signing(screening, clinician, determination):
     with pytest.raises(IntakeError, match="after a review is signed"):
         reviews.add_addendum(
-            screening_id=screening.pk, user=clinician, text="Early", password=PASSWORD
+            screening_id=screening.pk,
+            user=clinician,
+            review_id=0,
+            text="Early",
+            password=PASSWORD,
         )
     review = sign(screening, clinician, determination)
     addendum = reviews.add_addendum(
-        screening_id=screening.pk, user=clinician, text="Spoke to GP.", password=PASSWORD
+        screening_id=screening.pk,
+        user=clinician,
+        review_id=review.pk,
+        text="Spoke to GP.",
+        password=PASSWORD,
     )
     screening.refresh_from_db()
     assert screening.status == Screening.Status.AMENDED
@@ -236,12 +274,13 @@ def test_addenda_are_appended_after_signing(screening, clinician, determination)
 
 
 def test_the_same_addendum_form_sent_twice_signs_one_addendum(screening, clinician, determination):
-    sign(screening, clinician, determination)
+    review = sign(screening, clinician, determination)
 
     def send(text, token="form-1"):
         return reviews.add_addendum(
             screening_id=screening.pk,
             user=clinician,
+            review_id=review.pk,
             text=text,
             password=PASSWORD,
             form_token=token,
@@ -262,9 +301,14 @@ def test_the_same_addendum_form_sent_twice_signs_one_addendum(screening, clinici
 def test_another_clinician_cannot_reuse_an_addendum_form(
     screening, clinician, make_user, determination
 ):
-    sign(screening, clinician, determination)
+    review = sign(screening, clinician, determination)
     other = make_user("other", "clinician")
-    kwargs = {"screening_id": screening.pk, "text": "Same.", "password": PASSWORD}
+    kwargs = {
+        "screening_id": screening.pk,
+        "review_id": review.pk,
+        "text": "Same.",
+        "password": PASSWORD,
+    }
     reviews.add_addendum(user=clinician, form_token="form-1", **kwargs)
     with pytest.raises(IntakeError, match="already signed"):
         reviews.add_addendum(user=other, form_token="form-1", **kwargs)
@@ -287,13 +331,14 @@ def test_one_addendum_form_sent_twice_at_once_signs_one(make_user):
     staff_user = make_user("frontdesk", "intake_staff")
     clinician = make_user("doc", "clinician")
     target = flagged_screening(staff_user, ["BP-02"])
-    sign(target, clinician, Determination.objects.first(), acknowledged_rule_ids=["BP-02"])
+    review = sign(target, clinician, Determination.objects.first(), acknowledged_rule_ids=["BP-02"])
     outcomes = []
 
     def attempt():
         addendum = reviews.add_addendum(
             screening_id=target.pk,
             user=clinician,
+            review_id=review.pk,
             text="GP letter received.",
             password=PASSWORD,
             form_token="double-click",
@@ -306,9 +351,29 @@ def test_one_addendum_form_sent_twice_at_once_signs_one(make_user):
 
 
 def test_an_addendum_needs_a_signature(screening, clinician, determination):
-    sign(screening, clinician, determination)
+    review = sign(screening, clinician, determination)
     with pytest.raises(IntakeError, match="password"):
-        reviews.add_addendum(screening_id=screening.pk, user=clinician, text="x", password="")
+        reviews.add_addendum(
+            screening_id=screening.pk, user=clinician, review_id=review.pk, text="x", password=""
+        )
+
+
+def test_an_addendum_written_about_a_review_voided_since_is_refused(
+    screening, clinician, clinic_admin, make_user, determination
+):
+    second = named(make_user, "dr-b", Role.CLINICIAN, "Bea", "Second")
+    shown = sign(screening, clinician, determination)  # the addendum form shows this one
+    unlock(screening, clinic_admin, shown)
+    kwargs = {"screening_id": screening.pk, "review_id": shown.pk, "password": PASSWORD}
+    with pytest.raises(IntakeError, match="was voided by .* Nothing was changed"):
+        reviews.add_addendum(user=clinician, text="About the first review.", **kwargs)
+    reviews.claim_screening(screening_id=screening.pk, user=second, take_over_from=clinician.pk)
+    new = sign(screening, second, determination)
+    with pytest.raises(IntakeError, match="The signed review now is by Bea Second at "):
+        reviews.add_addendum(user=clinician, text="About the first review.", **kwargs)
+    assert not screening.addenda.exists()
+    reviews.add_addendum(user=clinician, text="Read Bea's.", **{**kwargs, "review_id": new.pk})
+    assert screening.addenda.count() == 1
 
 
 def test_only_a_clinic_admin_unlocks_and_must_give_a_reason(
@@ -355,7 +420,7 @@ def test_an_old_unlock_form_never_voids_a_review_signed_since(
     other_admin = named(make_user, "admin-2", Role.CLINIC_ADMIN, "Kim", "Other")
     shown = sign(screening, first, determination)  # the old unlock form shows this one
     unlock(screening, other_admin, shown, reason="Wrong chart")
-    reviews.claim_screening(screening_id=screening.pk, user=second, take_over=True)
+    reviews.claim_screening(screening_id=screening.pk, user=second, take_over_from=first.pk)
     new = sign(screening, second, determination)
     with pytest.raises(IntakeError) as refused:
         unlock(screening, clinic_admin, shown, reason="Alex's review was on the wrong chart")
