@@ -13,7 +13,7 @@ import io
 import mimetypes
 import re
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from urllib.parse import unquote
 
@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from weasyprint.css import ColorProfile
 from weasyprint.text.fonts import FontConfiguration
 
-from intake import fhir, presentation
+from intake import fhir, presentation, rules
 
 # A virtual origin for our static files: no real file lives under it, so a
 # ``file://`` URL can only reach a static file through the finders.
@@ -36,6 +36,9 @@ TEMPLATE = "intake/pdf/summary.html"
 ATTACHMENT_NAME = "questionnaire-response.json"
 OUTPUT_INTENT = "intake-srgb"
 SEVERITY_ORDER = ("urgent", "review", "caution", "info")
+# Free text longer than this (or with more lines) may break across pages.
+FLOW_CHARS = 600
+FLOW_LINES = 8
 _PAGE_SIZE = re.compile(r"^[A-Za-z0-9. ]{1,40}$")
 
 
@@ -105,15 +108,29 @@ def css_string(text):
     return f'"{escaped}"'
 
 
-def footer_css(screening):
-    """Return the CSS ``content`` value of the running footer (ids, versions and hash only)."""
-    first = _("Screening #%(id)s · Instrument %(instrument)s · Thresholds v%(thresholds)s") % {
+def version_line(screening, version):
+    """Return the footer line naming the summary version, why it exists and when it was made."""
+    return _("Summary version %(number)s of screening %(id)s · %(reason)s · generated %(at)s") % {
+        "number": version.number,
         "id": screening.pk,
-        "instrument": screening.instrument_version,
-        "thresholds": screening.thresholds_version,
+        "reason": version.reason_label,
+        "at": version.generated_at.astimezone(clinic_tz()).strftime("%Y-%m-%d %H:%M %Z"),
     }
-    second = _("Snapshot SHA-256 %(sha)s") % {"sha": screening.snapshot_sha256 or "-"}
-    return f'{css_string(first)} "\\a " {css_string(second)}'
+
+
+def footer_css(screening, version=None):
+    """Return the CSS ``content`` value of the running footer (ids, versions and hash only)."""
+    lines = [version_line(screening, version)] if version is not None else []
+    lines.append(
+        _("Screening #%(id)s · Instrument %(instrument)s · Thresholds v%(thresholds)s")
+        % {
+            "id": screening.pk,
+            "instrument": screening.instrument_version,
+            "thresholds": screening.thresholds_version,
+        }
+    )
+    lines.append(_("Snapshot SHA-256 %(sha)s") % {"sha": screening.snapshot_sha256 or "-"})
+    return ' "\\a " '.join(css_string(line) for line in lines)
 
 
 def running_head_css():
@@ -148,6 +165,21 @@ def page_css():
 
 
 @dataclass(frozen=True)
+class Version:
+    """Which version of the summary a rendering is, why it exists, and when it was made."""
+
+    number: int
+    reason_label: str
+    generated_at: dt.datetime
+
+
+def flows(text):
+    """Return whether free text is long enough that it may break across pages."""
+    text = str(text or "")
+    return len(text) > FLOW_CHARS or text.count("\n") >= FLOW_LINES
+
+
+@dataclass(frozen=True)
 class ReviewRecord:
     """A review as printed on one version of the summary."""
 
@@ -161,6 +193,11 @@ class ReviewRecord:
     voided_by: str = ""
     void_reason: str = ""
 
+    @property
+    def note_flows(self):
+        """Return whether the note may break across pages."""
+        return flows(self.note)
+
 
 @dataclass(frozen=True)
 class AddendumRecord:
@@ -169,6 +206,11 @@ class AddendumRecord:
     author: str
     signed_at: dt.datetime
     text: str
+
+    @property
+    def text_flows(self):
+        """Return whether the text may break across pages."""
+        return flows(self.text)
 
 
 def _person(user):
@@ -223,8 +265,44 @@ def _severity_key(flag):
     return "urgent" if flag.urgent else flag.severity
 
 
-def summary_context(screening, *, reviews=None, addenda=None):
-    """Return the template context of the summary: the snapshot and the review rows."""
+# Messages built with these placeholders already name what was found.
+_STATED = ("{found}", "{meds}", "{labels}")
+
+
+def flag_evidence(flag, *, tz):
+    """Return the readable evidence of ``flag`` that its message does not already state.
+
+    Messages without a finding placeholder read the same for "Yes" and "Unsure";
+    the evidence tells them apart, as on the admin review page.
+    """
+    template = str(rules.MESSAGES.get(flag.rule_id, ""))
+    if any(placeholder in template for placeholder in _STATED):
+        return []
+    shown = []
+    for item in flag.evidence or ():
+        text = presentation.evidence_text(item, tz=tz)
+        said = item.get("medication") if isinstance(item, dict) and "medication" in item else text
+        if said and str(said) in flag.message:
+            continue
+        shown.append(text)
+    return shown
+
+
+def in_flag_order(rule_ids, order):
+    """Return ``rule_ids`` in the order of the flag table; ids not in it keep their order, last."""
+    rank = {rule_id: index for index, rule_id in enumerate(order)}
+    return tuple(sorted(rule_ids, key=lambda rule_id: rank.get(rule_id, len(rank))))
+
+
+def _ordered_acknowledgements(review, order):
+    return replace(review, acknowledged_rule_ids=in_flag_order(review.acknowledged_rule_ids, order))
+
+
+def summary_context(screening, *, reviews=None, addenda=None, version=None):
+    """Return the template context of the summary: the snapshot and the review rows.
+
+    ``version`` (a ``Version``) is printed in the footer of every page.
+    """
     tz = clinic_tz()
     derived = screening.derived or {}
     flags = list(screening.flags.all())
@@ -232,12 +310,15 @@ def summary_context(screening, *, reviews=None, addenda=None):
     counts = {key: 0 for key in SEVERITY_ORDER}
     for flag in flags:
         counts[_severity_key(flag)] += 1
+    order = [flag.rule_id for flag in flags]
     reviews = current_reviews(screening) if reviews is None else list(reviews)
+    reviews = [_ordered_acknowledgements(review, order) for review in reviews]
     addenda = current_addenda(screening) if addenda is None else list(addenda)
     page_size = settings.PDF_PAGE_SIZE
     if not _PAGE_SIZE.match(page_size or ""):
         page_size = "Letter"
     dob = screening.patient_date_of_birth
+    sections = presentation.snapshot_sections(screening, tz=tz)
     return {
         "clinic_name": settings.CLINIC_NAME,
         "protocol_text": settings.SUICIDE_SAFETY_PROTOCOL,
@@ -258,19 +339,27 @@ def summary_context(screening, *, reviews=None, addenda=None):
                 "urgent": flag.urgent,
                 "message": flag.message,
                 "basis": ", ".join(flag.basis or ()),
+                "evidence": flag_evidence(flag, tz=tz),
             }
             for flag in flags
         ],
         "urgent_flags": [flag for flag in flags if flag.urgent],
         "counts": counts,
         "derived_rows": presentation.derived_rows(derived),
-        "sections": presentation.snapshot_sections(screening, tz=tz),
+        "sections": sections,
+        "flowing_codes": {
+            row.code
+            for section in sections
+            for row in section["rows"]
+            if row.long and flows(row.display)
+        },
         "reviews": reviews,
         "active_reviews": [review for review in reviews if not review.void],
         "addenda": addenda,
         "sha256": screening.snapshot_sha256,
         # CSS-escaped by css_string(): safe inside the template's <style> block.
-        "footer_css": mark_safe(footer_css(screening)),  # noqa: S308
+        "version": version,
+        "footer_css": mark_safe(footer_css(screening, version)),  # noqa: S308
         "page_css": mark_safe(page_css()),  # noqa: S308
         "running_head_css": mark_safe(running_head_css()),  # noqa: S308
         "tz_name": settings.TIME_ZONE,
@@ -323,13 +412,16 @@ def render_html(html, *, url_fetcher=None, attachments=(), pdf_variant="pdf/a-3b
     )
 
 
-def render_summary(screening, *, reviews=None, addenda=None, url_fetcher=None) -> bytes:
+def render_summary(
+    screening, *, reviews=None, addenda=None, version=None, url_fetcher=None
+) -> bytes:
     """Return the PDF/A-3b summary of ``screening`` with its QuestionnaireResponse attached.
 
     ``reviews`` and ``addenda`` default to the rows as they stand now; a stored
-    older version passes the rows as they stood then.
+    older version passes the rows as they stood then. ``version`` (a
+    ``Version``) is printed in every page's footer.
     """
-    context = summary_context(screening, reviews=reviews, addenda=addenda)
+    context = summary_context(screening, reviews=reviews, addenda=addenda, version=version)
     html = render_to_string(TEMPLATE, context)
     fetcher = StaticOnlyFetcher() if url_fetcher is None else url_fetcher
     amended = bool(context["addenda"])

@@ -7,12 +7,14 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+import weasyprint
+from django.template.loader import render_to_string
 from django.utils import timezone
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pypdf import PdfReader
 
-from intake import instrument, pdf
-from intake.models import Addendum, Review
+from intake import instrument, pdf, rules
+from intake.models import Addendum, Flag, Review
 from tests.factories import make_screening
 from tests.pdf_factories import (
     REALISTIC_FLAGS,
@@ -114,6 +116,19 @@ def test_every_page_has_footer_with_page_numbers_versions_and_hash(realistic):
         assert f"Screening #{realistic.pk}" in text
         assert "Instrument 1.0" in text
         assert "Thresholds v3" in text
+        assert realistic.snapshot_sha256 in text
+
+
+def test_every_page_footer_names_the_summary_version_reason_and_time(realistic):
+    generated = timezone.now()
+    stamp = pdf.Version(number=3, reason_label="Review signed", generated_at=generated)
+    reader = PdfReader(io.BytesIO(render(realistic, version=stamp)[0]))
+    local = timezone.localtime(generated).strftime("%Y-%m-%d %H:%M")
+    expected = f"Summary version 3 of screening {realistic.pk} · Review signed · generated {local}"
+    assert len(reader.pages) >= 2
+    for page in reader.pages:
+        text = squash(page.extract_text())
+        assert expected in text
         assert realistic.snapshot_sha256 in text
 
 
@@ -332,3 +347,165 @@ def test_summary_of_a_screening_submitted_through_the_service(staff_user):
     QuestionnaireResponse.model_validate(response)
     assert response_link_ids(response["item"]) == set(screening.answers)
     assert fetcher.refused == []
+
+
+# ---------------------------------------------------------------------------
+# Flag evidence and acknowledgement order
+
+
+def test_flag_without_a_finding_placeholder_prints_its_evidence(staff_user):
+    flags = (
+        ("BP-03", "review", False, rules.MESSAGES["BP-03"], ["K1"]),
+        ("CV-01", "review", False, rules.MESSAGES["CV-01"], ["E1"]),
+    )
+    evidence = [{"code": "cv_htn", "value": "unsure"}]
+    screening = build_screening(staff_user, realistic_answers(), flags, evidence=evidence)
+    text = pdf_text(render(screening)[0])
+    label = squash(instrument.question("cv_htn").label)
+    assert text.count(f"Evidence: {label} Unsure") == 2
+
+
+def test_evidence_the_message_already_states_is_not_repeated():
+    tz = pdf.clinic_tz()
+    found = Flag(
+        rule_id="URO-01",
+        message="Urinary symptoms in the past month: Passing urine more often than usual.",
+        evidence=[{"code": "uro_symptoms", "value": ["frequency"]}],
+    )
+    medication = Flag(
+        rule_id="TST-01",
+        message="Benzodiazepine listed: Lorazepam.",
+        evidence=[{"medication": "Lorazepam", "classes": ["benzodiazepine"]}],
+    )
+    plain = Flag(
+        rule_id="PSY-01",
+        message=rules.MESSAGES["PSY-01"],
+        evidence=[{"code": "psy_psychosis_now", "value": "yes"}],
+    )
+    assert pdf.flag_evidence(found, tz=tz) == []
+    assert pdf.flag_evidence(medication, tz=tz) == []
+    assert pdf.flag_evidence(plain, tz=tz) == [
+        f"{instrument.question('psy_psychosis_now').label} Yes"
+    ]
+
+
+def test_acknowledged_flags_are_listed_in_flag_table_order(realistic, clinician):
+    Review.objects.create(
+        screening=realistic,
+        clinician=clinician,
+        determination="Proceed to consult",
+        note="Reviewed.",
+        acknowledged_rule_ids=["AGE-02", "BP-02", "SUI-01", "OLD-01"],
+        signed_at=timezone.now(),
+    )
+    text = pdf_text(render(realistic)[0])
+    assert "SUI-01, BP-02, AGE-02, OLD-01" in text
+
+
+# ---------------------------------------------------------------------------
+# Page breaks
+
+
+def laid_out(screening, **kwargs):
+    """Return the summary's HTML root element and its WeasyPrint document laid out in pages."""
+    html = render_to_string(pdf.TEMPLATE, pdf.summary_context(screening, **kwargs))
+    source = weasyprint.HTML(
+        string=html, base_url=pdf.STATIC_BASE_URL, url_fetcher=pdf.StaticOnlyFetcher()
+    )
+    return source.etree_element, source.render(font_config=pdf.font_config())
+
+
+def pages_of(document, tag):
+    """Return ``{element: [page numbers]}`` of every box of ``tag`` elements."""
+    found = {}
+    for number, page in enumerate(document.pages, start=1):
+        for box in page._page_box.descendants():
+            if getattr(box, "element_tag", None) == tag and box.element is not None:
+                pages = found.setdefault(box.element, [])
+                if number not in pages:
+                    pages.append(number)
+    return found
+
+
+def next_sibling(root, element):
+    """Return the element after ``element`` in its parent, or None."""
+    for parent in root.iter():
+        children = list(parent)
+        if element in children:
+            index = children.index(element)
+            return children[index + 1] if index + 1 < len(children) else None
+    return None
+
+
+MULTI_LINE_MEDICINES = ("promethazine with codeine", "Tylenol PM", "Sudafed", "Adderall XR")
+
+
+@pytest.fixture(params=[0, 16])
+def crowded(request, staff_user):
+    """Return a screening whose rows of several lines meet page ends (checked without the fix)."""
+    medications = [
+        {"name": MULTI_LINE_MEDICINES[index % 4], "dose": "5 mL", "frequency": "PRN"}
+        for index in range(request.param)
+    ]
+    answers = realistic_answers(medications=medications)
+    return build_screening(staff_user, answers, many_flags(12))
+
+
+def test_no_table_row_is_split_across_pages(crowded, clinician):
+    Review.objects.create(
+        screening=crowded,
+        clinician=clinician,
+        determination="Proceed to consult",
+        note="Reviewed with the patient.\nPlan agreed.",
+        acknowledged_rule_ids=["TST-00"],
+        signed_at=timezone.now(),
+    )
+    root, document = laid_out(crowded)
+    # Header rows repeat on every page of their table by design.
+    headers = {row for head in root.iter("thead") for row in head.iter("tr")}
+    rows = {row: pages for row, pages in pages_of(document, "tr").items() if row not in headers}
+    assert len(document.pages) >= 4
+    assert len(rows) > 100
+    split = [
+        ("".join(element.itertext())[:60], pages)
+        for element, pages in rows.items()
+        if len(pages) > 1 and "med-row" not in element.get("class", "")
+    ]
+    assert split == []
+
+
+def test_a_heading_is_never_the_last_thing_on_its_page(crowded):
+    root, document = laid_out(crowded)
+    checked = 0
+    for tag in ("h2", "h3"):
+        for heading, pages in pages_of(document, tag).items():
+            following = next_sibling(root, heading)
+            if following is None:
+                continue
+            after = pages_of(document, following.tag).get(following, [])
+            assert pages[-1] in after, "".join(heading.itertext())
+            checked += 1
+    assert checked >= 3
+
+
+def test_answer_and_review_note_taller_than_a_page_print_in_full(staff_user, clinician):
+    words = [f"w{index:04d}" for index in range(1000)]
+    screening = build_screening(staff_user, realistic_answers(alg_other=" ".join(words)))
+    lines = [f"n{index:03d} of the review note." for index in range(100)]
+    note = "\n".join(lines)
+    assert len(note) >= 2400
+    Review.objects.create(
+        screening=screening,
+        clinician=clinician,
+        determination="Proceed to consult",
+        note=note,
+        acknowledged_rule_ids=[],
+        signed_at=timezone.now(),
+    )
+    data = render(screening)[0]
+    text = pdf_text(data)
+    assert re.findall(r"w\d{4}", text) == words
+    assert re.findall(r"n\d{3} of the review note\.", text) == lines
+    reader = PdfReader(io.BytesIO(data))
+    note_pages = [n for n, page in enumerate(reader.pages) if "n050 of" in page.extract_text()]
+    assert note_pages
