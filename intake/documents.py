@@ -7,10 +7,13 @@ rows need not call this module. The first render of each version is stored
 with its SHA-256, and every later download serves those stored bytes.
 """
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
 
 from intake import pdf
 from intake.models import Screening, SummaryDocument
@@ -61,6 +64,43 @@ def current_version(screening):
     return 1 + len(events(screening))
 
 
+@dataclass(frozen=True)
+class VersionInfo:
+    """One version of a screening's summary, as listed on the staff and admin pages."""
+
+    number: int
+    reason: str
+    at: dt.datetime
+    url: str
+    latest: bool
+
+    @property
+    def reason_label(self):
+        """Return the readable reason this version exists."""
+        return SummaryDocument.Reason(self.reason).label
+
+
+def versions(screening: Screening) -> list[VersionInfo]:
+    """Return every version of the summary of ``screening``, newest first.
+
+    ``at`` is when the version came to be (submission, or the review, void or
+    addendum that started it); ``url`` downloads exactly that version.
+    """
+    base = reverse("intake:screening_pdf", args=[screening.pk])
+    found = [(SummaryDocument.Reason.SUBMITTED, screening.submitted_at)]
+    found += [(event.reason, event.at) for event in events(screening)]
+    return [
+        VersionInfo(
+            number=number,
+            reason=str(reason),
+            at=at,
+            url=f"{base}?version={number}",
+            latest=number == len(found),
+        )
+        for number, (reason, at) in reversed(list(enumerate(found, start=1)))
+    ]
+
+
 def rows_at(screening, version):
     """Return ``(reviews, addenda)`` records as they stood at ``version``."""
     included = {(event.kind, event.pk) for event in events(screening)[: version - 1]}
@@ -92,8 +132,14 @@ def summary_for(screening: Screening, version: int | None = None) -> SummaryDocu
     if stored is not None:
         return stored
     reviews, addenda = rows_at(screening, version)
-    data = pdf.render_summary(screening, reviews=reviews, addenda=addenda)
     reason = SummaryDocument.Reason.SUBMITTED if version == 1 else history[version - 2].reason
+    generated_at = timezone.now()
+    stamp = pdf.Version(
+        number=version,
+        reason_label=SummaryDocument.Reason(reason).label,
+        generated_at=generated_at,
+    )
+    data = pdf.render_summary(screening, reviews=reviews, addenda=addenda, version=stamp)
     try:
         with transaction.atomic():
             return SummaryDocument.objects.create(
@@ -102,6 +148,7 @@ def summary_for(screening: Screening, version: int | None = None) -> SummaryDocu
                 reason=reason,
                 pdf=data,
                 sha256=hashlib.sha256(data).hexdigest(),
+                created_at=generated_at,
             )
     except IntegrityError:
         return SummaryDocument.objects.get(screening=screening, version=version)

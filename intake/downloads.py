@@ -27,10 +27,11 @@ def _requested_version(request):
     return int(raw)
 
 
-def _file_name(screening, suffix):
-    # Screening id and date only: no patient data in file names.
+def _file_name(screening, suffix, *, version=None):
+    # Screening id, summary version and date only: no patient data in file names.
     day = timezone.localtime(screening.submitted_at).date().isoformat()
-    return f"screening-{screening.pk}-{day}.{suffix}"
+    tag = f"-v{version}" if version is not None else ""
+    return f"screening-{screening.pk}{tag}-{day}.{suffix}"
 
 
 @require_GET
@@ -49,7 +50,8 @@ def screening_pdf(request, pk):
         detail={"version": document.version, "sha256": document.sha256},
     )
     response = HttpResponse(documents.pdf_bytes(document), content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="{_file_name(screening, "pdf")}"'
+    name = _file_name(screening, "pdf", version=document.version)
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
 

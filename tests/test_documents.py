@@ -106,6 +106,43 @@ def test_an_older_version_rendered_late_shows_the_rows_as_they_stood(screening, 
     assert "Wrong chart." not in text
 
 
+def test_each_stored_version_prints_its_number_reason_and_generation_time(screening, clinician):
+    sign(screening, clinician)
+    Addendum.objects.create(screening=screening, author=clinician, text="Corrected.")
+    for number, reason in ((1, "Submitted"), (2, "Review signed"), (3, "Addendum added")):
+        document = documents.summary_for(screening, number)
+        generated = timezone.localtime(document.created_at).strftime("%Y-%m-%d %H:%M")
+        expected = (
+            f"Summary version {number} of screening {screening.pk} · {reason} · "
+            f"generated {generated}"
+        )
+        pages = PdfReader(io.BytesIO(documents.pdf_bytes(document))).pages
+        for page in pages:
+            assert expected in " ".join(page.extract_text().split())
+
+
+def test_versions_lists_every_version_newest_first(screening, clinician):
+    assert [(v.number, v.reason, v.latest) for v in documents.versions(screening)] == [
+        (1, "submitted", True)
+    ]
+    review = sign(screening, clinician)
+    review.voided_at = review.signed_at + timezone.timedelta(minutes=5)
+    review.voided_by = clinician
+    review.void_reason = "Wrong chart."
+    review.save()
+    listed = documents.versions(screening)
+    assert [(v.number, v.reason, v.latest) for v in listed] == [
+        (3, "unlocked", True),
+        (2, "reviewed", False),
+        (1, "submitted", False),
+    ]
+    assert [v.at for v in listed] == [review.voided_at, review.signed_at, screening.submitted_at]
+    assert [str(v.reason_label) for v in listed] == ["Review voided", "Review signed", "Submitted"]
+    assert listed[1].url == urls(screening)["pdf"] + "?version=2"
+    # Listing renders nothing.
+    assert not SummaryDocument.objects.filter(screening=screening).exists()
+
+
 @pytest.mark.parametrize("version", [0, 2, 99, "1", True])
 def test_a_version_that_does_not_exist_is_refused(screening, version):
     with pytest.raises(documents.DocumentError):
@@ -170,7 +207,7 @@ def test_owner_clinician_and_admin_download_the_pdf(
     assert response["Content-Type"] == "application/pdf"
     day = timezone.localtime(screening.submitted_at).date().isoformat()
     assert response["Content-Disposition"] == (
-        f'attachment; filename="screening-{screening.pk}-{day}.pdf"'
+        f'attachment; filename="screening-{screening.pk}-v1-{day}.pdf"'
     )
     assert "Rivera" not in response["Content-Disposition"]
     assert "no-cache" in response["Cache-Control"] or "no-store" in response["Cache-Control"]
@@ -200,6 +237,9 @@ def test_older_version_by_query_and_missing_versions_404(client, screening, clin
     old = client.get(urls(screening)["pdf"] + "?version=1")
     assert old.content == first
     assert latest.content != first
+    day = timezone.localtime(screening.submitted_at).date().isoformat()
+    assert f"screening-{screening.pk}-v1-{day}.pdf" in old["Content-Disposition"]
+    assert f"screening-{screening.pk}-v2-{day}.pdf" in latest["Content-Disposition"]
     assert (
         AuditEvent.objects.filter(action="intake.screening.pdf_downloaded")
         .first()
