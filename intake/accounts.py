@@ -17,8 +17,12 @@ class AccountError(Exception):
 
 
 @transaction.atomic
-def create_user(*, username: str, role, password: str, actor=None, validate=True):
-    """Create user ``username`` in group ``role``; admin roles get admin-site access."""
+def create_user(*, username: str, role, password: str, actor=None, validate=True, source: str = ""):
+    """Create user ``username`` in group ``role``; admin roles get admin-site access.
+
+    ``source`` names where an account made without a signed-in ``actor`` came
+    from (say, ``manage.py create_user``), so its audit row is not anonymous.
+    """
     User = get_user_model()
     if User.objects.filter(username=username).exists():
         raise AccountError(f"User {username!r} already exists.")
@@ -29,7 +33,8 @@ def create_user(*, username: str, role, password: str, actor=None, validate=True
     user.full_clean(exclude=["password"])
     user.save()
     user.groups.add(Group.objects.get(name=role))
-    audit.record(action="intake.user.created", actor=actor, obj=user, detail={"role": str(role)})
+    detail = {"role": str(role), **({"source": source} if source else {})}
+    audit.record(action="intake.user.created", actor=actor, obj=user, detail=detail)
     return user
 
 

@@ -936,12 +936,29 @@ class IntakeUserAdmin(UserAdmin):
             )
         return response
 
+    # Account flags whose old and new values the audit row records (never the password).
+    AUDITED_FLAGS = ("is_active", "is_staff", "is_superuser")
+
+    def save_model(self, request, obj, form, change):
+        # Read before saving: the form's instance already holds the new values.
+        stored = type(obj).objects.filter(pk=obj.pk).values(*self.AUDITED_FLAGS).first()
+        form.flags_before = stored or {}
+        super().save_model(request, obj, form, change)
+
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         user = form.instance
         # The form's role field starts from the user's role before this change.
         before = form.fields["role"].initial if change else ""
         role = form.apply_role(user)
+        flags_before = getattr(form, "flags_before", {})
+        changes = {
+            name: [flags_before.get(name), getattr(user, name)]
+            for name in self.AUDITED_FLAGS
+            if not change or flags_before.get(name) != getattr(user, name)
+        }
+        if role != before:
+            changes["role"] = [before, role]
         audit.record(
             action="intake.user.changed" if change else "intake.user.created",
             obj=user,
@@ -950,6 +967,7 @@ class IntakeUserAdmin(UserAdmin):
                 "role": role,
                 "previous_role": before,
                 "fields": [name for name in form.changed_data if "password" not in name],
+                "changes": changes,
             },
         )
 

@@ -1031,6 +1031,26 @@ def test_a_threshold_form_without_its_version_is_refused(client, clinic_admin):
     assert not ThresholdSet.objects.exists()
 
 
+def test_deactivating_and_reactivating_an_account_are_told_apart_in_the_audit(
+    client, clinic_admin, ladder
+):
+    client.force_login(clinic_admin)
+    target = ladder["staff"]
+    url = reverse("admin:auth_user_change", args=[target.pk])
+    data = {"username": target.username, "first_name": "", "last_name": "", "email": ""}
+    client.post(url, {**data, "role": "intake_staff"})  # is_active unticked
+    client.post(url, {**data, "role": "clinician", "is_active": "on"})
+    off, on = AuditEvent.objects.filter(action="intake.user.changed").order_by("id")
+    assert off.detail["changes"] == {"is_active": [True, False]}
+    assert on.detail["changes"] == {
+        "is_active": [False, True],
+        "is_staff": [False, True],
+        "role": ["intake_staff", "clinician"],
+    }
+    for event in (off, on):
+        assert "pbkdf2" not in repr(event.detail) and "password" not in repr(event.detail)
+
+
 def test_clinic_admins_cannot_grant_superuser_or_edit_a_superuser(client, clinic_admin, ladder):
     client.force_login(clinic_admin)
     target = ladder["staff"]

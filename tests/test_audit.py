@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -173,6 +174,14 @@ def test_audit_details_never_hold_answers_or_names(client, screening, clinician,
         text = repr(event.detail)
         for secret in ("Rivera", "Alex", "MRN-1001", "Reviewed in clinic", PASSWORD):
             assert secret not in text
+
+
+def test_an_account_created_on_the_command_line_is_audited_as_such(monkeypatch):
+    monkeypatch.setenv("NEW_PW", "a-long-enough-password-42")
+    call_command("create_user", "nurse1", "--role", "intake_staff", "--password-env", "NEW_PW")
+    event = AuditEvent.objects.get(action="intake.user.created")
+    assert event.actor is None and event.object_type == "user"
+    assert event.detail == {"role": "intake_staff", "source": "manage.py create_user"}
 
 
 def test_audit_rows_cannot_be_changed_or_deleted_through_the_orm():

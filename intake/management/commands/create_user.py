@@ -30,7 +30,12 @@ class Command(BaseCommand):
             if password != getpass.getpass("Password (again): "):
                 raise CommandError("The passwords do not match.")
         try:
-            create_user(username=username, role=Role(role), password=password)
+            create_user(
+                username=username,
+                role=Role(role),
+                password=password,
+                source="manage.py create_user",
+            )
         except (AccountError, ValidationError) as exc:
             messages = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
             raise CommandError(" ".join(messages)) from exc

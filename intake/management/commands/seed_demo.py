@@ -28,7 +28,13 @@ class Command(BaseCommand):
                 self.stdout.write(f"Demo account {username} ({role.label}) already exists.")
                 continue
             password = shared or secrets.token_urlsafe(12)
-            create_user(username=username, role=role, password=password, validate=False)
+            create_user(
+                username=username,
+                role=role,
+                password=password,
+                validate=False,
+                source="manage.py seed_demo",
+            )
             shown = "(from DEMO_PASSWORD)" if shared else password
             self.stdout.write(
                 self.style.SUCCESS(f"Demo account {username} ({role.label}), password: {shown}")
