@@ -8,7 +8,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
-from intake import audit, instrument, pdf, presentation, services
+from intake import audit, documents, instrument, pdf, presentation, services
 from intake.models import Screening
 from intake.wizard import URL_NAME
 
@@ -89,6 +89,9 @@ def screening(request, pk):
             "sections": presentation.snapshot_sections(record, tz=timezone.get_current_timezone()),
             "derived_rows": presentation.derived_rows(record.derived or {}),
             "pdf_url": optional_url("intake:screening_pdf", record.pk),
+            "earlier_pdfs": [
+                version for version in documents.versions(record) if not version.latest
+            ],
             "fhir_url": optional_url("intake:screening_fhir", record.pk),
         },
     )

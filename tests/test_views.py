@@ -330,6 +330,30 @@ def test_screening_page_shows_the_flags_a_review_acknowledged(client, staff_user
     assert re.search(r"Flags acknowledged</dt><dd[^>]*>HR-01</dd>", body)
 
 
+def test_screening_page_lists_earlier_pdf_versions_not_the_latest(client, staff_user, clinician):
+    from intake.models import Review
+
+    screening = make_screening(staff_user)
+    client.force_login(staff_user)
+    assert "earlier-pdfs" not in client.get(screening.get_absolute_url()).content.decode()
+
+    Review.objects.create(
+        screening=screening,
+        clinician=clinician,
+        determination="More information needed",
+        signed_at=dt.datetime(2024, 7, 1, 13, 0, tzinfo=dt.UTC),
+    )
+    add_addendum(
+        screening, clinician, "ECG received.", dt.datetime(2024, 7, 2, 13, 0, tzinfo=dt.UTC)
+    )
+    body = client.get(screening.get_absolute_url()).content.decode()
+    pdf = reverse("intake:screening_pdf", args=[screening.pk])
+    assert "Earlier versions of the PDF summary (2)" in body
+    assert f'href="{pdf}?version=1">Version 1</a> · Submitted' in body
+    assert f'href="{pdf}?version=2">Version 2</a> · Review signed · 2024-07-01 09:00 EDT' in body
+    assert f"{pdf}?version=3" not in body  # the latest is the main download button
+
+
 def add_addendum(screening, author, text, signed_at):
     from intake.models import Addendum
 
