@@ -20,6 +20,15 @@ AUTOSAVE_PAGE = """{% extends "base.html" %}
   <button type="submit" name="wizard_save_exit" value="1">Save and exit</button>
 </form>
 {% endblock content %}"""
+DIGEST_PAGE = """{% extends "base.html" %}
+{% block content %}
+<form method="post" data-autosave>{% csrf_token %}
+  <label for="answer">Answer</label><input id="answer" name="answer">
+  <input type="hidden" name="autosave" value="">
+  <input type="hidden" name="step_digest" value="shown">
+  <button type="submit" name="wizard_save_exit" value="1">Save and exit</button>
+</form>
+{% endblock content %}"""
 PLAIN_PAGE = """{% extends "base.html" %}
 {% block content %}<p>A signed-in page.</p>{% endblock content %}"""
 RECEIVED = []
@@ -43,8 +52,21 @@ def autosave_step(request):
     return render_string(request, AUTOSAVE_PAGE)
 
 
+def digest_step(request):
+    """Refuse a save whose answer is "stale" (409); answer others with a new digest."""
+    if request.method == "POST":
+        RECEIVED.append(dict(request.POST.items()))
+        if request.POST.get("answer") == "stale":
+            return HttpResponse(status=409)
+        response = HttpResponse(status=204)
+        response["X-Step-Digest"] = f"saved-{len(RECEIVED)}"
+        return response
+    return render_string(request, DIGEST_PAGE)
+
+
 urlpatterns = [
     path("e2e/page/", plain_page),
+    path("e2e/digest/", digest_step),
     path("e2e/autosave/", autosave_step),
     path("", include("intake.urls")),
 ]
@@ -158,3 +180,28 @@ def test_a_page_woken_after_the_session_ended_goes_to_sign_in_and_says_why(idle_
     assert problems == []
     context.close()
     assert RECEIVED == []  # a save to an ended session could not have been kept
+
+
+def test_a_background_save_keeps_the_digest_of_what_it_stored(idle_app, chromium):
+    """The page's digest follows its own saves, so its next Next is not taken for another tab's."""
+    base_url, session_key = idle_app
+    context, page, problems = browser_page(chromium, base_url, session_key)
+    page.goto(base_url + "/e2e/digest/")
+    page.fill("#answer", "stale")
+    with page.expect_response(lambda r: r.url.endswith("/e2e/digest/")) as info:
+        page.evaluate(HIDE_PAGE)
+    assert info.value.status == 409
+    assert page.input_value('[name="step_digest"]') == "shown"  # refused: nothing changed
+    # Still unsaved: the next time the page is hidden it tries again.
+    page.fill("#answer", "kept")
+    with page.expect_response(lambda r: r.url.endswith("/e2e/digest/")) as info:
+        page.evaluate(HIDE_PAGE)
+    assert info.value.status == 204
+    page.wait_for_function("document.querySelector('[name=step_digest]').value === 'saved-2'")
+    # Chromium logs every 4xx response to the console; the refusal is expected here.
+    assert [p for p in problems if "409 (Conflict)" not in p] == []
+    context.close()
+    assert [(r["answer"], r["step_digest"]) for r in RECEIVED] == [
+        ("stale", "shown"),
+        ("kept", "shown"),
+    ]

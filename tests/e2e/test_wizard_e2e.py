@@ -412,3 +412,86 @@ def test_every_step_passes_axe_and_is_captured(
     check("30-screening")
     context.close()
     assert not problems, problems
+
+
+def test_a_stale_tab_shows_the_other_tabs_answer_instead_of_undoing_it(
+    signed_in_page, live_server, e2e_staff, screenshots
+):
+    tab_a = signed_in_page
+    draft = ready_draft(e2e_staff, quiet_answers(vit_hr=72), last_step="vitals")
+    url = live_server.url + step_path(draft.pk, "vitals")
+    tab_a.goto(url)
+    tab_b = tab_a.context.new_page()
+    tab_b.goto(url)
+    tab_b.fill('[name="vitals-vit_hr"]', "135")
+    tab_b.click(NEXT)
+    tab_b.wait_for_url("**/cardiovascular/")
+    tab_a.bring_to_front()
+    tab_a.click('button[name="wizard_goto_step"]')  # Back
+    tab_a.wait_for_load_state()
+    notice = tab_a.locator("#changed-elsewhere")
+    assert "(saved there: 135)" in notice.inner_text()
+    assert tab_a.input_value('[name="vitals-vit_hr"]') == "72"
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 135
+    for width in (1280, 768):
+        tab_a.set_viewport_size({"width": width, "height": 900})
+        tab_a.screenshot(path=str(screenshots / f"stale-step-{width}.png"))
+    # Pressing Back again keeps what this tab shows.
+    tab_a.click('button[name="wizard_goto_step"]')
+    tab_a.wait_for_url("**/patient/")
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 72
+
+
+def test_a_stale_review_page_is_not_submitted(signed_in_page, live_server, e2e_staff, screenshots):
+    tab_a = signed_in_page
+    draft = ready_draft(e2e_staff, quiet_answers(vit_hr=111))
+    tab_a.goto(live_server.url + step_path(draft.pk, "review"))
+    assert "HR-02" in tab_a.content()
+    tab_b = tab_a.context.new_page()
+    tab_b.goto(live_server.url + step_path(draft.pk, "vitals"))
+    tab_b.fill('[name="vitals-vit_hr"]', "135")
+    tab_b.click(NEXT)
+    tab_b.wait_for_url("**/cardiovascular/")
+    tab_a.bring_to_front()
+    tab_a.check('[name="review-staff_attestation"]')
+    tab_a.click("form [data-submit-once]")
+    tab_a.wait_for_selector("#changed-elsewhere")
+    assert not Screening.objects.exists()
+    assert "HR-01" in tab_a.content()
+    assert not tab_a.is_checked('[name="review-staff_attestation"]')
+    tab_a.screenshot(path=str(screenshots / "stale-review.png"))
+    tab_a.check('[name="review-staff_attestation"]')
+    tab_a.click("form [data-submit-once]")
+    tab_a.wait_for_url("**/screenings/*/")
+    assert Screening.objects.get().answers["vit_hr"] == 135
+
+
+def test_signing_out_from_a_step_saves_what_was_typed_once(
+    signed_in_page, live_server, e2e_staff, screenshots
+):
+    page = signed_in_page
+    draft = ready_draft(e2e_staff, quiet_answers(vit_hr=72), last_step="vitals")
+    page.goto(live_server.url + step_path(draft.pk, "vitals"))
+    posts = []
+    page.on("request", lambda r: posts.append(r.post_data) if r.method == "POST" else None)
+    page.fill('[name="vitals-vit_hr"]', "99")
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/accounts/login/**")
+    assert "Signed out. Your draft was saved" in page.content()
+    page.wait_for_timeout(300)
+    # One post, the form's own: no background save raced it.
+    assert len(posts) == 1 and "wizard_sign_out=1" in posts[0]
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 99
+    page.screenshot(path=str(screenshots / "signed-out-from-step.png"))
+
+
+def test_enter_in_a_field_is_next_not_sign_out(signed_in_page, live_server, e2e_staff):
+    page = signed_in_page
+    draft = ready_draft(e2e_staff, quiet_answers(), last_step="vitals")
+    page.goto(live_server.url + step_path(draft.pk, "vitals"))
+    page.focus('[name="vitals-vit_hr"]')
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/cardiovascular/")
