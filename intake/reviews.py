@@ -12,7 +12,7 @@ import io
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import check_password
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -465,14 +465,11 @@ def save_thresholds(
     unknown = set(values) - set(thresholds.SPEC)
     if unknown:
         raise IntakeError(_("Unknown threshold(s): %(names)s.") % {"names": ", ".join(unknown)})
-    # Lock the newest version: two editors cannot both create the same version
-    # number, and the second one waits here and then sees the first one's version.
-    latest = (
-        ThresholdSet.objects.select_for_update(of=("self",))
-        .select_related("created_by")
-        .order_by("-version")
-        .first()
-    )
+    # Lock the newest version so a second editor waits here for the first to commit,
+    # then read again: the locking read still returns the row it waited for, and only
+    # a new read sees the version the first editor added.
+    ThresholdSet.objects.select_for_update(of=("self",)).order_by("-version").first()
+    latest = ThresholdSet.objects.select_related("created_by").order_by("-version").first()
     version = latest.version if latest else 0
     if based_on_version != version:
         if not 0 <= based_on_version < version:
@@ -497,8 +494,14 @@ def save_thresholds(
         created_at=timezone.now(),
         note=(note or "").strip(),
     )
-    threshold_set.full_clean()
-    threshold_set.save()
+    threshold_set.full_clean(validate_unique=False)
+    try:
+        with transaction.atomic():
+            threshold_set.save()
+    except IntegrityError:
+        # Two first versions at once (no row to lock yet): the unique version refuses one.
+        latest = ThresholdSet.objects.select_related("created_by").order_by("-version").first()
+        raise _newer_thresholds_error(latest, based_on_version) from None
     audit.record(
         action="intake.thresholds.changed",
         actor=user,
