@@ -26,7 +26,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from intake import audit, presentation, reviews, thresholds
+from intake import audit, documents, presentation, reviews, thresholds
 from intake.admin_forms import (
     STALE_FORM,
     AddendumForm,
@@ -515,6 +515,7 @@ class ScreeningAdmin(admin.ModelAdmin):
                 ).order_by("-at", "-id")[:200]
             ],
             pdf_url=optional_url("intake:screening_pdf", screening.pk),
+            earlier_pdfs=[v for v in documents.versions(screening) if not v.latest],
             fhir_url=optional_url("intake:screening_fhir", screening.pk),
             staff_url=optional_url("intake:screening", screening.pk),
             can_claim=can_review and not screening.is_locked and screening.claimed_by_id != user.pk,

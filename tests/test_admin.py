@@ -1081,3 +1081,20 @@ def test_clinic_admins_cannot_grant_superuser_or_edit_a_superuser(client, clinic
         reverse("admin:auth_user_change", args=[root.pk]), {"username": "root", "role": ""}
     )
     assert response.status_code == 403
+
+
+def test_review_page_lists_earlier_pdf_versions_and_keeps_line_breaks(
+    client, clinician, staff_user
+):
+    screening = flagged_screening(staff_user, ["BP-01"], alg_other="Penicillin: rash\nLatex")
+    client.force_login(clinician)
+    url = reverse("admin:intake_screening_change", args=[screening.pk])
+    html = client.get(url).content.decode()
+    assert "rp-versions" not in html  # one version: the PDF link is it
+    assert "Penicillin: rash<br>Latex" in html
+    signed(screening, clinician)
+    html = client.get(url).content.decode()
+    pdf = reverse("intake:screening_pdf", args=[screening.pk])
+    assert "Earlier version of the PDF summary" in html
+    assert f'href="{pdf}?version=1">Version 1</a> · Submitted' in html
+    assert f"{pdf}?version=2" not in html
