@@ -247,6 +247,8 @@ class ScreeningWizard(NamedUrlWizardView):
         if draft.is_submitted:
             return self.submitted(request, draft)
         self.draft = draft
+        # Set when a post came from a page another tab overtook (see changed_elsewhere).
+        self.stale_notice = None
         self.thresholds_version, self.thresholds = services.current_thresholds()
         self.answers = instrument.decode_answers(draft.answers)
         self.prefix = f"draft_{draft.pk}"
@@ -654,7 +656,7 @@ class ScreeningWizard(NamedUrlWizardView):
             error_summary=error_summary(form),
             on_review=step == REVIEW,
             step_digest=self.step_digest(step),
-            stale_notice=getattr(self, "stale_notice", None),
+            stale_notice=self.stale_notice,
             wizard_config={
                 "visibility": visibility(self.thresholds),
                 "answers": js_answers(earlier_answers(self.answers, step)),
