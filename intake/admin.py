@@ -614,7 +614,11 @@ class ScreeningAdmin(admin.ModelAdmin):
         return self._form_view(
             request,
             screening,
-            RecordReviewForm(request.POST or None, flags=flags),
+            RecordReviewForm(
+                request.POST or None,
+                flags=flags,
+                initial={"reviews_seen": screening.reviews.count()},
+            ),
             act=lambda form: reviews.record_review(
                 screening_id=screening.pk,
                 user=request.user,
@@ -622,8 +626,12 @@ class ScreeningAdmin(admin.ModelAdmin):
                 note=form.cleaned_data["note"],
                 acknowledged_rule_ids=form.acknowledged_rule_ids(),
                 password=form.cleaned_data["password"],
+                reviews_seen=form.cleaned_data["reviews_seen"],
                 request=request,
             ),
+            # Refused because a review came and went meanwhile: shown again on the
+            # screening as it is now, so that signing is a choice made knowing it.
+            refreshed=lambda form: rebound(form, reviews_seen=screening.reviews.count()),
             success=gettext("Review signed. The screening is locked."),
             view="record_review",
             template="admin/intake/screening/record_review.html",

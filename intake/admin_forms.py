@@ -54,8 +54,20 @@ class RecordReviewForm(PanelForm):
         error_messages={"required": _("Write a review note.")},
     )
 
+    # How many reviews (signed or voided) the screening had when the form was shown.
+    reviews_seen = forms.IntegerField(
+        widget=forms.HiddenInput,
+        min_value=0,
+        error_messages={
+            "required": STALE_FORM,
+            "invalid": STALE_FORM,
+            "min_value": STALE_FORM,
+        },
+    )
+
     def __init__(self, *args, flags=(), **kwargs):
         super().__init__(*args, **kwargs)
+        self.init_kwargs = {"flags": flags}
         self.fields["determination"].queryset = Determination.objects.filter(active=True)
         self.flags = list(flags)
         self.ack_fields = []

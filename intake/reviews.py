@@ -222,6 +222,29 @@ def release_claim(*, screening_id: int, user, claimed_by_id: int, request=None) 
 # Sign, amend, unlock
 
 
+def _reviewed_since_error(screening):
+    """Return the error for a review form opened before the newest review was signed."""
+    latest = screening.reviews.select_related("clinician", "voided_by").order_by("-signed_at")[0]
+    message = _("Since you opened this form, %(signer)s signed a review at %(signed)s") % {
+        "signer": display_name(latest.clinician),
+        "signed": _when(latest.signed_at),
+    }
+    if latest.voided_at is not None:
+        message += _(", voided by %(voider)s at %(voided)s (%(reason)s)") % {
+            "voider": display_name(latest.voided_by),
+            "voided": _when(latest.voided_at),
+            "reason": latest.void_reason,
+        }
+    return IntakeError(
+        message
+        + ". "
+        + _(
+            "Read it on the screening page first. Your entry was not saved; sign again to "
+            "record your review."
+        )
+    )
+
+
 @transaction.atomic
 def record_review(
     *,
@@ -231,6 +254,7 @@ def record_review(
     note: str,
     acknowledged_rule_ids,
     password: str,
+    reviews_seen: int | None = None,
     request=None,
 ) -> Review:
     """Sign the clinician's review of a screening and lock it.
@@ -238,13 +262,17 @@ def record_review(
     The determination is the clinician's own decision, chosen from the list the
     clinic configures; it is recorded as given. Every review and urgent flag
     must be acknowledged individually. A second signer gets an error naming the
-    first one, and nothing of theirs is stored.
+    first one, and nothing of theirs is stored. ``reviews_seen`` is how many
+    reviews the clinician's form showed: if one was signed (and voided) since,
+    nothing is stored and the error names it, so it is read before signing.
     """
     _require(user, "intake.review_screening", "intake.add_review")
     _check_signature(user, password)
     screening = _locked_screening(screening_id)
     if screening.is_locked:
         raise _already_signed_error(screening)
+    if reviews_seen is not None and screening.reviews.count() != reviews_seen:
+        raise _reviewed_since_error(screening)
     if screening.status == Screening.Status.IN_REVIEW and screening.claimed_by_id not in (
         None,
         user.pk,

@@ -62,6 +62,7 @@ def screening_for(users):
 
 def review_post(screening):
     return {
+        "reviews_seen": screening.reviews.count(),
         "ack_SUI-01": "on",
         "determination": Determination.objects.first().pk,
         "note": "Called the patient; plan in chart.",
@@ -733,6 +734,57 @@ def test_a_stale_second_signature_gets_a_clear_message_and_keeps_its_note(
     assert "already signed by Sam First" in html
     assert "Second clinician&#x27;s careful note." in html
     assert Review.objects.get().clinician == first
+
+
+def test_a_review_form_opened_before_a_review_came_and_went_is_refused_once(
+    client, make_user, clinic_admin, staff_user
+):
+    first = make_user("first", Role.CLINICIAN)
+    first.first_name, first.last_name = "Sam", "First"
+    first.save()
+    second = make_user("second", Role.CLINICIAN)
+    screening = flagged_screening(staff_user, ["SUI-01"])
+    url = reverse("admin:intake_screening_review", args=[screening.pk])
+    client.force_login(second)
+    page = client.get(url)
+    assert 'name="reviews_seen" value="0"' in page.content.decode()
+    # Meanwhile: first signs, a clinic admin voids it and puts the screening back.
+    signed(screening, first)
+    reviews.unlock_screening(
+        screening_id=screening.pk,
+        user=clinic_admin,
+        review_id=reviews.current_review(screening).pk,
+        reason="Wrong chart",
+    )
+    reviews.release_claim(screening_id=screening.pk, user=clinic_admin, claimed_by_id=first.pk)
+    data = review_post(screening) | {"reviews_seen": 0, "note": "Second's careful note."}
+    response = client.post(url, data)
+    assert response.status_code == 200
+    html = unescape(response.content.decode())
+    assert "Since you opened this form, Sam First signed a review at " in html
+    assert "voided by " in html and "(Wrong chart)" in html
+    assert "Your entry was not saved" in html
+    assert "Second's careful note." in html  # kept
+    form = response.context["form"]
+    assert form["reviews_seen"].value() == "1"  # the page now knows the voided review
+    assert Review.objects.filter(clinician=second).count() == 0
+    # Sent again from that page, knowing: it signs.
+    response = client.post(url, data | {"reviews_seen": form["reviews_seen"].value()})
+    assert response.status_code == 302
+    assert Review.objects.get(clinician=second).note == "Second's careful note."
+
+
+def test_a_review_post_without_what_its_page_showed_is_refused_as_out_of_date(
+    client, clinician, staff_user
+):
+    screening = flagged_screening(staff_user, ["SUI-01"])
+    client.force_login(clinician)
+    data = review_post(screening)
+    del data["reviews_seen"]
+    response = client.post(reverse("admin:intake_screening_review", args=[screening.pk]), data)
+    assert response.status_code == 200
+    assert "This form is out of date; nothing was saved." in response.content.decode()
+    assert not Review.objects.exists()
 
 
 def test_signing_with_a_wrong_password_keeps_the_form(client, clinician, staff_user):

@@ -49,7 +49,11 @@ def page_state(screening):
     """Return the hidden fields a screening's forms carry: its reviewer and signed review."""
     screening.refresh_from_db()
     review = reviews.current_review(screening)
-    return {"claimed_by": screening.claimed_by_id or "", "review": review.pk if review else ""}
+    return {
+        "claimed_by": screening.claimed_by_id or "",
+        "review": review.pk if review else "",
+        "reviews_seen": screening.reviews.count(),
+    }
 
 
 def review_data():
@@ -164,7 +168,8 @@ def test_threshold_changes_are_audited_with_old_and_new_values(client, clinic_ad
 def test_audit_details_never_hold_answers_or_names(client, screening, clinician, clinic_admin):
     client.force_login(clinician)
     client.get(url("change", screening))
-    client.post(url("review", screening), review_data())
+    client.post(url("review", screening), {**review_data(), **page_state(screening)})
+    assert AuditEvent.objects.filter(action="intake.review.signed").exists()
     data = {"text": "Rivera called back.", "password": PASSWORD, **page_state(screening)}
     client.post(url("addendum", screening), data)
     client.force_login(clinic_admin)

@@ -206,6 +206,19 @@ def test_a_second_signature_names_the_first_signer(screening, clinician, make_us
     assert actions() == ["intake.review.signed"]
 
 
+def test_signing_counts_the_reviews_the_form_showed(
+    screening, clinician, clinic_admin, make_user, determination
+):
+    other = make_user("second", "clinician")
+    review = sign(screening, clinician, determination, reviews_seen=0)
+    unlock(screening, clinic_admin, review)
+    reviews.release_claim(screening_id=screening.pk, user=clinic_admin, claimed_by_id=clinician.pk)
+    with pytest.raises(IntakeError, match="Since you opened this form, .* signed a review at"):
+        sign(screening, other, determination, reviews_seen=0)
+    assert Review.objects.count() == 1
+    assert sign(screening, other, determination, reviews_seen=1).clinician == other
+
+
 def test_a_screening_in_review_by_another_clinician_must_be_taken_over(
     screening, clinician, make_user, determination
 ):
