@@ -692,8 +692,17 @@ class ScreeningAdmin(admin.ModelAdmin):
             template="admin/intake/screening/unlock.html",
             title=gettext("Unlock screening #%(id)s") % {"id": screening.pk},
             context=lambda: {"review": reviews.current_review(screening)},
-            refreshed=lambda form: rebound(form, review=self._current_review_id(screening)),
+            refreshed=lambda form: self._unlock_form_now(form, screening),
         )
+
+    def _unlock_form_now(self, form, screening):
+        """Return a refused unlock form moved onto the review in force now, if any."""
+        review_id = self._current_review_id(screening)
+        again = rebound(form, review=review_id)
+        if review_id is None:
+            # Nothing in force to unlock: the page says so, once, and offers no form.
+            again.errors.pop("review", None)
+        return again
 
     def _current_review_id(self, screening):
         review = reviews.current_review(screening)

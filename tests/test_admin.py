@@ -886,6 +886,30 @@ def test_an_unlock_page_left_open_never_voids_a_review_signed_since(
     assert new.void_reason == data["reason"]
 
 
+def test_a_stale_unlock_page_with_no_review_left_in_force_says_so_once_and_offers_no_form(
+    client, clinician, clinic_admin, staff_user
+):
+    screening = signed(flagged_screening(staff_user, ["SUI-01"]), clinician)
+    shown = reviews.current_review(screening)
+    url = reverse("admin:intake_screening_unlock", args=[screening.pk])
+    client.force_login(clinic_admin)
+    assert client.get(url).status_code == 200
+    reviews.unlock_screening(
+        screening_id=screening.pk,
+        user=clinic_admin,
+        review_id=shown.pk,
+        reason="Wrong patient chart.\nSecond line.",
+    )
+    response = client.post(url, {"reason": "Same again", "review": shown.pk})
+    html = unescape(response.content.decode())
+    assert "was voided by" in html and "Nothing was changed." in html
+    assert "This form is out of date" not in html  # one message, not two
+    assert "Void signature and unlock" not in html
+    assert "there is nothing to unlock" in html
+    page = client.get(reverse("admin:intake_screening_change", args=[screening.pk]))
+    assert "Wrong patient chart.<br>Second line." in page.content.decode()
+
+
 def test_an_unlock_post_without_its_review_is_refused_as_out_of_date(
     client, clinician, clinic_admin, staff_user
 ):

@@ -268,7 +268,7 @@ def test_screening_page_shows_voided_reviews_marked_beside_the_current_one(
         signed_at=dt.datetime(2024, 7, 1, 13, 0, tzinfo=dt.UTC),
         voided_at=dt.datetime(2024, 7, 1, 15, 45, tzinfo=dt.UTC),
         voided_by=clinic_admin,
-        void_reason="Signed against the wrong ECG.",
+        void_reason="Signed against the wrong ECG.\nRe-read tomorrow.",
     )
     Review.objects.create(
         screening=screening,
@@ -285,7 +285,7 @@ def test_screening_page_shows_voided_reviews_marked_beside_the_current_one(
     assert body.count('class="review-record"') == 1
     assert (
         f"Voided by {clinic_admin.get_username()} at 2024-07-01 11:45 EDT: "
-        "Signed against the wrong ECG."
+        "Signed against the wrong ECG.<br>Re-read tomorrow."
     ) in body
 
 
