@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 import traceback
 from functools import lru_cache
 
@@ -31,6 +32,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.generic import TemplateView
 from formtools.wizard.storage.base import BaseStorage
 from formtools.wizard.views import NamedUrlWizardView, StepsHelper
@@ -47,6 +49,16 @@ AUTOSAVE_IN_BACKGROUND = "background"  # the page was hidden: save and stay
 SIGN_OUT = "wizard_sign_out"
 STEP_DIGEST = "step_digest"
 ANSWERS_DIGEST = "answers_digest"
+# Each page's own random token: a post is never "another tab's change" to itself
+# (its background save may land while its "Next" is on the way).
+PAGE_TOKEN = "page_token"
+PAGE_TOKEN_LENGTH = 32
+STEP_WRITERS = "step_writers"  # extra data: step -> token of the page that saved it last
+# Set on a page shown again after a conflict: there only "Next" keeps its entries.
+CONFLICT_SHOWN = "conflict_shown"
+SIGNED_OUT_SAVED = gettext_lazy(
+    "Signed out. Your draft was saved; sign in to continue where you left off."
+)
 # A background save answers with the digest of what it stored; idle.js keeps it.
 DIGEST_HEADER = "X-Step-Digest"
 
@@ -352,14 +364,17 @@ class ScreeningWizard(NamedUrlWizardView):
         autosave = request.POST.get("autosave") if save_exit and not sign_out else None
         returning = request.POST.get("return_to") == REVIEW
 
-        notice = self.changed_elsewhere(step, form)
+        pressed_next = not (goto or save_exit or sign_out)
+        notice = self.changed_elsewhere(step, form, pressed_next=pressed_next)
         if notice is not None:
             return self.refuse_stale(
                 step,
                 form,
                 notice,
                 autosave=autosave,
-                pressed_next=not (goto or save_exit or sign_out),
+                sign_out=sign_out,
+                goto=goto if goto in form_list else None,
+                save_exit=save_exit,
             )
 
         self.store_step(step, form)
@@ -368,10 +383,7 @@ class ScreeningWizard(NamedUrlWizardView):
         if sign_out:
             self.persist(step, step)
             logout(request)
-            messages.info(
-                request,
-                _("Signed out. Your draft was saved; sign in to continue where you left off."),
-            )
+            messages.info(request, SIGNED_OUT_SAVED)
             return redirect_to_login(self.get_step_url(step))
         if save_exit:
             if autosave == AUTOSAVE_IN_BACKGROUND:
@@ -407,11 +419,20 @@ class ScreeningWizard(NamedUrlWizardView):
         """Return the digest of ``step``'s stored data."""
         return digest(self.storage.data[self.storage.step_data_key].get(step))
 
-    def changed_elsewhere(self, step, form):
+    def wrote_last(self, step):
+        """Return whether this post's own page saved ``step`` last (its background save)."""
+        token = self.request.POST.get(PAGE_TOKEN) or ""
+        writers = self.storage.extra_data.get(STEP_WRITERS) or {}
+        return bool(token) and writers.get(step) == token
+
+    def changed_elsewhere(self, step, form, *, pressed_next):
         """Return a notice if another tab changed what this post's page showed, else None.
 
         A missing digest (a page from before digests, a hand-made post) is not
-        checked; a malformed one never matches, so it counts as stale.
+        checked; a malformed one never matches, so it counts as stale. A page
+        shown again after a conflict keeps its entries only by "Next": any other
+        way out of it (Back, a section, Save and exit, Sign out, a background or
+        timeout save) leaves the other tab's answers in place.
         """
         if step == REVIEW:
             shown = self.request.POST.get(ANSWERS_DIGEST)
@@ -425,7 +446,11 @@ class ScreeningWizard(NamedUrlWizardView):
                     "items": [],
                 }
         shown = self.request.POST.get(STEP_DIGEST)
-        if shown is None or shown == self.step_digest(step):
+        if shown is None:
+            return None
+        stale = shown != self.step_digest(step) and not self.wrote_last(step)
+        after_conflict = self.request.POST.get(CONFLICT_SHOWN) == "1" and not pressed_next
+        if not (stale or after_conflict):
             return None
         mine = self.get_form_step_data(form)
         stored = self.storage.data[self.storage.step_data_key].get(step) or {}
@@ -439,6 +464,7 @@ class ScreeningWizard(NamedUrlWizardView):
             return None
         return {
             "review": False,
+            "again": not stale,
             "message": _(
                 "This step was changed in another tab or window after you opened it. Check "
                 "these answers; press %(button)s to keep what is shown here:"
@@ -458,37 +484,55 @@ class ScreeningWizard(NamedUrlWizardView):
         return _("Next")
 
     def saved_display(self, step, q, stored):
-        """Return how question ``q``'s stored answer reads, or None for a medication list."""
-        if q.type == instrument.MED_LIST:
-            return None
+        """Return how question ``q``'s stored answer reads (None: a list not yet valid)."""
         if q.code in self.answers:
             return instrument.display_value(
                 q.code, self.answers[q.code], timezone.get_current_timezone()
             )
+        if q.type == instrument.MED_LIST:
+            return None
         typed = raw_value(stored, step, q)
         return ", ".join(typed) if typed else _("no answer")
 
-    def refuse_stale(self, step, form, notice, *, autosave, pressed_next):
-        """Store nothing from a page another tab overtook; show the step again, or sign out."""
+    def refuse_stale(self, step, form, notice, *, autosave, sign_out, goto, save_exit):
+        """Store nothing from a page another tab overtook; show the step again, or leave it.
+
+        Saves nobody watches answer 409 (background) or sign out saying so
+        (timeout); "Sign out" always signs out. Otherwise the step is shown again
+        with both versions; from a page already shown again, Back, a section or
+        Save and exit go where asked, saying this page's entries were not kept.
+        """
         self.storage.keep_stored()
+        not_saved = _(
+            "The entries on the last page were not saved: that step had been changed in "
+            "another tab or window. Sign in to check it."
+        )
         if autosave == AUTOSAVE_IN_BACKGROUND:
             return HttpResponse(status=409)
         if autosave == AUTOSAVE_AT_TIMEOUT:
             logout(self.request)
-            messages.info(
-                self.request,
-                idle_sign_out_message(draft_saved=False)
-                + " "
-                + _(
-                    "The entries on the last page were not saved: that step had been changed "
-                    "in another tab or window. Sign in to check it."
-                ),
-            )
+            messages.info(self.request, idle_sign_out_message(draft_saved=False) + " " + not_saved)
             return redirect_to_login(self.get_step_url(step))
+        if sign_out:
+            logout(self.request)
+            # A stale review page has nothing of its own to keep but the attestation.
+            text = SIGNED_OUT_SAVED if notice["review"] else _("Signed out.") + " " + not_saved
+            messages.info(self.request, text)
+            return redirect_to_login(self.get_step_url(step))
+        if notice.get("again") and (goto or save_exit):
+            messages.warning(
+                self.request,
+                _(
+                    "Your entries on “%(step)s” were not saved: the answers saved in the other "
+                    "tab or window were kept."
+                )
+                % {"step": instrument.STEPS_BY_SLUG[step].title},
+            )
+            return redirect(self.get_step_url(goto) if goto else "intake:home")
         if notice["review"]:
             # The attestation was given for answers this page no longer shows.
             form = self.get_form(step)
-        elif not pressed_next:
+        elif goto or save_exit:
             form._errors = ErrorDict()
         self.stale_notice = notice
         response = self.render(form)
@@ -499,6 +543,9 @@ class ScreeningWizard(NamedUrlWizardView):
         """Keep what was typed on ``step`` and recompute the draft's pruned answers."""
         self.storage.set_step_data(step, self.get_form_step_data(form))
         extra = self.storage.extra_data
+        token = self.request.POST.get(PAGE_TOKEN)
+        if token and len(token) <= PAGE_TOKEN_LENGTH:
+            extra[STEP_WRITERS] = {**(extra.get(STEP_WRITERS) or {}), step: token}
         ack = dict(extra.get(PLAUSIBILITY_ACK, {}))
         ack.update(form.plausibility_pending)
         accepted = {
@@ -656,6 +703,7 @@ class ScreeningWizard(NamedUrlWizardView):
             error_summary=error_summary(form),
             on_review=step == REVIEW,
             step_digest=self.step_digest(step),
+            page_token=secrets.token_urlsafe(16),
             stale_notice=self.stale_notice,
             wizard_config={
                 "visibility": visibility(self.thresholds),

@@ -690,19 +690,28 @@ STALE_ACTIONS = {
     "back": {"wizard_goto_step": "patient"},
     "section link": {"wizard_goto_step": "cardiovascular"},
     "save and exit": {"wizard_save_exit": "1"},
-    "sign out": {"wizard_sign_out": "1"},
 }
+
+
+def post_stale(client, draft, page, hr=72, follow=False, **extra):
+    """Post vitals from ``page`` (digest, token and conflict mark as it carries them)."""
+    hidden = {
+        name: value
+        for name in ("step_digest", "page_token", "conflict_shown")
+        if (value := hidden_value(page, name)) is not None
+    }
+    return client.post(
+        step_url(draft, "vitals"),
+        post_data("vitals", quiet_answers(vit_hr=hr), **hidden, **extra),
+        follow=follow,
+    )
 
 
 @pytest.mark.parametrize("action", STALE_ACTIONS)
 def test_a_stale_tab_does_not_undo_answers_saved_in_another_tab(staff_client, action):
     draft, tab_a = two_tabs_on_vitals(staff_client)
     before = draft.wizard_state
-    digest = hidden_value(tab_a, "step_digest")
-    response = staff_client.post(
-        step_url(draft, "vitals"),
-        post_data("vitals", quiet_answers(vit_hr=72), step_digest=digest, **STALE_ACTIONS[action]),
-    )
+    response = post_stale(staff_client, draft, tab_a, **STALE_ACTIONS[action])
     assert response.status_code == 200
     draft.refresh_from_db()
     assert draft.answers["vit_hr"] == 135
@@ -714,18 +723,88 @@ def test_a_stale_tab_does_not_undo_answers_saved_in_another_tab(staff_client, ac
     # What this tab typed is shown again, not lost; no error shouts at a Back.
     assert response.context["form"]["vit_hr"].value() == "72"
     assert "_auth_user_id" in staff_client.session
-    # The page now carries the new digest: pressing the button again keeps what it shows.
-    new_digest = hidden_value(response, "step_digest")
-    assert new_digest and new_digest != digest
-    again = staff_client.post(
-        step_url(draft, "vitals"),
-        post_data(
-            "vitals", quiet_answers(vit_hr=72), step_digest=new_digest, **STALE_ACTIONS[action]
-        ),
-    )
-    assert again.status_code == 302
+    # The page carries the new digest and is marked as shown after a conflict.
+    assert hidden_value(response, "step_digest") != hidden_value(tab_a, "step_digest")
+    assert hidden_value(response, "conflict_shown") == "1"
+
+
+def test_next_on_the_page_shown_again_keeps_what_it_shows(staff_client):
+    draft, tab_a = two_tabs_on_vitals(staff_client)
+    shown_again = post_stale(staff_client, draft, tab_a, wizard_goto_step="patient")
+    response = post_stale(staff_client, draft, shown_again)
+    assert response.status_code == 302
     draft.refresh_from_db()
     assert draft.answers["vit_hr"] == 72
+
+
+@pytest.mark.parametrize("action", ["back", "section link", "save and exit"])
+def test_leaving_the_page_shown_again_otherwise_keeps_the_other_tabs_answers(staff_client, action):
+    draft, tab_a = two_tabs_on_vitals(staff_client)
+    shown_again = post_stale(staff_client, draft, tab_a)
+    response = post_stale(staff_client, draft, shown_again, follow=True, **STALE_ACTIONS[action])
+    assert response.redirect_chain  # went where asked
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 135
+    assert "Your entries on “Vital signs” were not saved" in response.content.decode()
+
+
+@pytest.mark.parametrize("autosave, status", [("background", 409), ("1", 302)])
+def test_saves_nobody_watches_never_keep_the_page_shown_again(staff_client, autosave, status):
+    draft, tab_a = two_tabs_on_vitals(staff_client)
+    shown_again = post_stale(staff_client, draft, tab_a)
+    response = post_stale(staff_client, draft, shown_again, wizard_save_exit="1", autosave=autosave)
+    assert response.status_code == status
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 135
+
+
+def test_sign_out_on_a_stale_page_signs_out_and_says_its_entries_were_not_saved(staff_client):
+    draft, tab_a = two_tabs_on_vitals(staff_client)
+    response = post_stale(staff_client, draft, tab_a, wizard_sign_out="1", follow=True)
+    assert "_auth_user_id" not in staff_client.session
+    html = response.content.decode()
+    assert "Signed out. The entries on the last page were not saved" in html
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 135
+
+
+def test_sign_out_on_a_page_shown_again_also_signs_out_without_saving(staff_client):
+    draft, tab_a = two_tabs_on_vitals(staff_client)
+    shown_again = post_stale(staff_client, draft, tab_a)
+    post_stale(staff_client, draft, shown_again, wizard_sign_out="1")
+    assert "_auth_user_id" not in staff_client.session
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 135
+
+
+def test_a_pages_own_background_save_never_reads_as_another_tabs_change(staff_client):
+    draft = start(staff_client)
+    for slug in ("patient", "vitals"):
+        staff_client.post(step_url(draft, slug), post_data(slug, quiet_answers(vit_hr=72)))
+    page = staff_client.get(step_url(draft, "vitals"))
+    # Its background save lands (heart rate 80), but its reply is slow: the page
+    # still carries the digest it was drawn with when "Next" is pressed.
+    assert (
+        post_stale(staff_client, draft, page, hr=80, wizard_save_exit="1", autosave="background")
+    ).status_code == 204
+    response = post_stale(staff_client, draft, page, hr=88)
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 88
+
+
+def test_another_pages_save_in_between_is_still_a_conflict(staff_client):
+    draft = start(staff_client)
+    for slug in ("patient", "vitals"):
+        staff_client.post(step_url(draft, slug), post_data(slug, quiet_answers(vit_hr=72)))
+    page = staff_client.get(step_url(draft, "vitals"))
+    other = staff_client.get(step_url(draft, "vitals"))
+    post_stale(staff_client, draft, page, hr=80, wizard_save_exit="1", autosave="background")
+    post_stale(staff_client, draft, staff_client.get(step_url(draft, "vitals")), hr=135)
+    assert post_stale(staff_client, draft, page, hr=88).status_code == 200
+    assert post_stale(staff_client, draft, other, hr=90).status_code == 200
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 135
 
 
 def test_a_stale_page_posting_what_is_stored_saves_without_a_warning(staff_client):
@@ -970,3 +1049,34 @@ def test_the_review_step_shows_the_thresholds_version(staff_client):
     ThresholdSet.objects.create(version=3, values=dict(thresholds.DEFAULTS))
     html = staff_client.get(step_url(draft, "review")).content.decode()
     assert "Thresholds version 3." in html
+
+
+def test_a_medication_list_changed_in_another_tab_shows_what_was_saved_there(staff_client):
+    def meds(dose):
+        return quiet_answers(
+            med_none=False,
+            medications=[
+                {"name": "Lorazepam", "dose": dose, "frequency": "at night"},
+                {"name": "Sertraline", "dose": "50 mg", "frequency": "daily"},
+            ],
+        )
+
+    draft = start(staff_client)
+    for slug in applicable_steps(meds("1 mg")):
+        if slug == "medications":
+            break
+        staff_client.post(step_url(draft, slug), post_data(slug, meds("1 mg")))
+    staff_client.post(step_url(draft, "medications"), post_data("medications", meds("1 mg")))
+    tab_a = staff_client.get(step_url(draft, "medications"))
+    tab_b = staff_client.get(step_url(draft, "medications"))
+    staff_client.post(
+        step_url(draft, "medications"),
+        post_data("medications", meds("2 mg"), step_digest=hidden_value(tab_b, "step_digest")),
+    )
+    response = staff_client.post(
+        step_url(draft, "medications"),
+        post_data("medications", meds("1 mg"), step_digest=hidden_value(tab_a, "step_digest")),
+    )
+    assert response.status_code == 200
+    notice = response.content.decode().split('id="changed-elsewhere"')[1].split("</div>")[0]
+    assert "(saved there: Lorazepam 2 mg at night; Sertraline 50 mg daily)" in notice

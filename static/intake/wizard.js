@@ -226,7 +226,44 @@
     }
   });
 
-  var summary = document.getElementById("error-summary");
+  // A section link leaves the step the way "Back" does: the step's form is sent
+  // with the section as its destination, so what was typed is saved, or, if
+  // another tab changed this step meanwhile, the page says so before leaving.
+  // (Without this script the link is followed and the background save on
+  // leaving keeps what was typed.) The review step has nothing typed to keep.
+  var sections = document.querySelector(".wizard-progress");
+  if (sections && step !== "review") {
+    sections.addEventListener("click", function (event) {
+      var link = event.target.closest("a[href]");
+      if (
+        !link ||
+        event.defaultPrevented ||
+        event.button !== 0 ||
+        event.metaKey ||
+        event.ctrlKey ||
+        event.shiftKey ||
+        event.altKey
+      ) {
+        return;
+      }
+      var target = new URL(link.href, window.location.href).pathname
+        .split("/")
+        .filter(Boolean)
+        .pop();
+      event.preventDefault();
+      var destination = document.createElement("input");
+      destination.type = "hidden";
+      destination.name = "wizard_goto_step";
+      destination.value = target;
+      form.appendChild(destination);
+      form.noValidate = true;
+      form.requestSubmit();
+    });
+  }
+
+  // Errors first; else the notice that another tab changed this step.
+  var summary =
+    document.getElementById("error-summary") || document.getElementById("changed-elsewhere");
   if (summary) {
     summary.focus();
   }

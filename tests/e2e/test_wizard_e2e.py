@@ -437,11 +437,47 @@ def test_a_stale_tab_shows_the_other_tabs_answer_instead_of_undoing_it(
     for width in (1280, 768):
         tab_a.set_viewport_size({"width": width, "height": 900})
         tab_a.screenshot(path=str(screenshots / f"stale-step-{width}.png"))
-    # Pressing Back again keeps what this tab shows.
-    tab_a.click('button[name="wizard_goto_step"]')
-    tab_a.wait_for_url("**/patient/")
+    assert tab_a.evaluate("document.activeElement.id") == "changed-elsewhere"
+    # "Next" on the page shown again keeps what this tab shows.
+    tab_a.click(NEXT)
+    tab_a.wait_for_url("**/cardiovascular/")
     draft.refresh_from_db()
     assert draft.answers["vit_hr"] == 72
+
+
+def test_a_section_link_on_a_stale_tab_warns_instead_of_losing_what_was_typed(
+    signed_in_page, live_server, e2e_staff
+):
+    tab_a = signed_in_page
+    draft = ready_draft(e2e_staff, quiet_answers(vit_hr=72), last_step="vitals")
+    url = live_server.url + step_path(draft.pk, "vitals")
+    tab_a.goto(url)
+    tab_b = tab_a.context.new_page()
+    tab_b.goto(url)
+    tab_b.fill('[name="vitals-vit_neck_cm"]', "40")
+    tab_b.click(NEXT)
+    tab_b.wait_for_url("**/cardiovascular/")
+    tab_a.bring_to_front()
+    tab_a.fill('[name="vitals-vit_hr"]', "99")
+    tab_a.click(".wizard-progress a >> text=Patient")
+    tab_a.wait_for_selector("#changed-elsewhere")
+    assert tab_a.url == url  # stayed, to show both versions
+    assert tab_a.input_value('[name="vitals-vit_hr"]') == "99"
+    draft.refresh_from_db()
+    assert draft.answers["vit_neck_cm"] == "40.0" and draft.answers["vit_hr"] == 72
+
+
+def test_a_section_link_saves_what_was_typed_and_goes_there(signed_in_page, live_server, e2e_staff):
+    page = signed_in_page
+    draft = ready_draft(e2e_staff, quiet_answers(vit_hr=72), last_step="vitals")
+    page.goto(live_server.url + step_path(draft.pk, "vitals"))
+    page.fill('[name="vitals-vit_hr"]', "99")
+    page.focus(".wizard-progress a >> text=Patient")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/patient/")
+    assert not page.locator("#changed-elsewhere").count()
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 99
 
 
 def test_a_stale_review_page_is_not_submitted(signed_in_page, live_server, e2e_staff, screenshots):
