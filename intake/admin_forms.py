@@ -36,6 +36,15 @@ def signature_field():
     )
 
 
+def page_state_field(**kwargs):
+    """Return a hidden number naming what a form's page showed; missing or bad, it is stale."""
+    return forms.IntegerField(
+        widget=forms.HiddenInput,
+        error_messages=dict.fromkeys(("required", "invalid", "min_value"), STALE_FORM),
+        **kwargs,
+    )
+
+
 class RecordReviewForm(PanelForm):
     """Acknowledge each review flag, record the clinician's determination and note, sign."""
 
@@ -55,15 +64,7 @@ class RecordReviewForm(PanelForm):
     )
 
     # How many reviews (signed or voided) the screening had when the form was shown.
-    reviews_seen = forms.IntegerField(
-        widget=forms.HiddenInput,
-        min_value=0,
-        error_messages={
-            "required": STALE_FORM,
-            "invalid": STALE_FORM,
-            "min_value": STALE_FORM,
-        },
-    )
+    reviews_seen = page_state_field(min_value=0)
 
     def __init__(self, *args, flags=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -93,10 +94,7 @@ class RecordReviewForm(PanelForm):
 
 def review_field():
     """Return the hidden id of the signed review a form was opened on."""
-    return forms.IntegerField(
-        widget=forms.HiddenInput,
-        error_messages={"required": STALE_FORM, "invalid": STALE_FORM},
-    )
+    return page_state_field()
 
 
 class AddendumForm(PanelForm):
@@ -147,15 +145,7 @@ class ThresholdsForm(PanelForm):
     someone else meanwhile is never overwritten unseen.
     """
 
-    based_on_version = forms.IntegerField(
-        widget=forms.HiddenInput,
-        min_value=0,
-        error_messages={
-            "required": STALE_FORM,
-            "invalid": STALE_FORM,
-            "min_value": STALE_FORM,
-        },
-    )
+    based_on_version = page_state_field(min_value=0)
 
     def __init__(self, *args, current=None, version=0, **kwargs):
         super().__init__(*args, **kwargs)

@@ -414,19 +414,25 @@ def test_every_step_passes_axe_and_is_captured(
     assert not problems, problems
 
 
-def test_a_stale_tab_shows_the_other_tabs_answer_instead_of_undoing_it(
-    signed_in_page, live_server, e2e_staff, screenshots
-):
-    tab_a = signed_in_page
+def overtaken_vitals(tab_a, live_server, e2e_staff, field, value):
+    """Open vitals in ``tab_a`` and a second tab; save ``field`` = ``value`` from the second."""
     draft = ready_draft(e2e_staff, quiet_answers(vit_hr=72), last_step="vitals")
     url = live_server.url + step_path(draft.pk, "vitals")
     tab_a.goto(url)
     tab_b = tab_a.context.new_page()
     tab_b.goto(url)
-    tab_b.fill('[name="vitals-vit_hr"]', "135")
+    tab_b.fill(f'[name="vitals-{field}"]', value)
     tab_b.click(NEXT)
     tab_b.wait_for_url("**/cardiovascular/")
     tab_a.bring_to_front()
+    return draft, url
+
+
+def test_a_stale_tab_shows_the_other_tabs_answer_instead_of_undoing_it(
+    signed_in_page, live_server, e2e_staff, screenshots
+):
+    tab_a = signed_in_page
+    draft, _url = overtaken_vitals(tab_a, live_server, e2e_staff, "vit_hr", "135")
     tab_a.click('button[name="wizard_goto_step"]')  # Back
     tab_a.wait_for_load_state()
     notice = tab_a.locator("#changed-elsewhere")
@@ -449,15 +455,7 @@ def test_a_section_link_on_a_stale_tab_warns_instead_of_losing_what_was_typed(
     signed_in_page, live_server, e2e_staff
 ):
     tab_a = signed_in_page
-    draft = ready_draft(e2e_staff, quiet_answers(vit_hr=72), last_step="vitals")
-    url = live_server.url + step_path(draft.pk, "vitals")
-    tab_a.goto(url)
-    tab_b = tab_a.context.new_page()
-    tab_b.goto(url)
-    tab_b.fill('[name="vitals-vit_neck_cm"]', "40")
-    tab_b.click(NEXT)
-    tab_b.wait_for_url("**/cardiovascular/")
-    tab_a.bring_to_front()
+    draft, url = overtaken_vitals(tab_a, live_server, e2e_staff, "vit_neck_cm", "40")
     tab_a.fill('[name="vitals-vit_hr"]', "99")
     tab_a.click(".wizard-progress a >> text=Patient")
     tab_a.wait_for_selector("#changed-elsewhere")
