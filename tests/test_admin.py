@@ -714,9 +714,8 @@ def test_review_form_preselects_no_determination(client, clinician, staff_user):
         assert determination.label.encode() in html
 
 
-def test_a_stale_second_signature_gets_a_clear_message_and_keeps_its_note(
-    client, make_user, staff_user
-):
+def two_clinicians_on_a_review_form(client, make_user, staff_user):
+    """Return (Sam First, second, screening, review URL), ``client`` signed in as second."""
     first = make_user("first", Role.CLINICIAN)
     first.first_name, first.last_name = "Sam", "First"
     first.save()
@@ -724,6 +723,13 @@ def test_a_stale_second_signature_gets_a_clear_message_and_keeps_its_note(
     screening = flagged_screening(staff_user, ["SUI-01"])
     url = reverse("admin:intake_screening_review", args=[screening.pk])
     client.force_login(second)
+    return first, second, screening, url
+
+
+def test_a_stale_second_signature_gets_a_clear_message_and_keeps_its_note(
+    client, make_user, staff_user
+):
+    first, second, screening, url = two_clinicians_on_a_review_form(client, make_user, staff_user)
     assert client.get(url).status_code == 200  # second opens the form...
     signed(screening, first)  # ...first signs meanwhile
     data = review_post(screening)
@@ -739,13 +745,7 @@ def test_a_stale_second_signature_gets_a_clear_message_and_keeps_its_note(
 def test_a_review_form_opened_before_a_review_came_and_went_is_refused_once(
     client, make_user, clinic_admin, staff_user
 ):
-    first = make_user("first", Role.CLINICIAN)
-    first.first_name, first.last_name = "Sam", "First"
-    first.save()
-    second = make_user("second", Role.CLINICIAN)
-    screening = flagged_screening(staff_user, ["SUI-01"])
-    url = reverse("admin:intake_screening_review", args=[screening.pk])
-    client.force_login(second)
+    first, second, screening, url = two_clinicians_on_a_review_form(client, make_user, staff_user)
     page = client.get(url)
     assert 'name="reviews_seen" value="0"' in page.content.decode()
     # Meanwhile: first signs, a clinic admin voids it and puts the screening back.
