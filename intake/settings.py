@@ -193,6 +193,8 @@ IDLE_TIMEOUT_MINUTES = env("IDLE_TIMEOUT_MINUTES", 15, int)
 IDLE_WARNING_SECONDS = env("IDLE_WARNING_SECONDS", 120, int)
 SESSION_COOKIE_AGE = IDLE_TIMEOUT_MINUTES * 60
 SESSION_SAVE_EVERY_REQUEST = True
+# Database sessions; the refresh on every request is one UPDATE (intake/sessions.py).
+SESSION_ENGINE = "intake.sessions"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
 # HTTPS only in production; DJANGO_DEBUG=1 runs over plain http.
