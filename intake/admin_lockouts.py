@@ -31,7 +31,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from intake import audit
-from intake.security import failure_limit, lockout_end, username_detail
+from intake.security import failure_limit, lockout_end, lockouts_in_force_q, username_detail
 
 
 def local_time(value):
@@ -82,6 +82,33 @@ def record_lift(request, attempt):
     )
 
 
+class LockoutFilter(admin.SimpleListFilter):
+    """Which rows hold a lockout now; axes' own filter counts ones whose cool-off has ended."""
+
+    title = gettext_lazy("lockout")
+    parameter_name = "lockout"
+
+    def lookups(self, request, model_admin):
+        return (
+            ("now", _("Locked out now")),
+            ("ended", _("Lockout ended")),
+            ("none", _("Not locked out")),
+        )
+
+    def queryset(self, request, queryset):
+        limit = failure_limit()
+        if self.value() is None or limit is None:
+            return queryset
+        in_force = lockouts_in_force_q(timezone.now())
+        if self.value() == "now":
+            return queryset.filter(in_force)
+        if self.value() == "ended":
+            return queryset.filter(failures_since_start__gte=limit).exclude(in_force)
+        if self.value() == "none":
+            return queryset.filter(failures_since_start__lt=limit)
+        return queryset
+
+
 if admin.site.is_registered(AccessAttempt):
     admin.site.unregister(AccessAttempt)
 
@@ -106,6 +133,10 @@ class LockoutAdmin(axes.admin.AccessAttemptAdmin):
         (gettext_lazy("Meta Data"), {"fields": ("user_agent", "ip_address", "http_accept")}),
     )
     readonly_fields = [*axes.admin.AccessAttemptAdmin.readonly_fields, "status"]
+    list_filter = [
+        LockoutFilter if f is axes.admin.IsLockedOutFilter else f
+        for f in axes.admin.AccessAttemptAdmin.list_filter
+    ]
     # axes' clean-up action deletes without going through delete_queryset.
     actions = []
 

@@ -42,6 +42,7 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections, router, transaction
+from django.db.models import Q
 from django.dispatch import receiver
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -129,6 +130,23 @@ def lockout_end(attempt):
     return attempt.attempt_time + settings.AXES_COOLOFF_TIME
 
 
+def lockouts_in_force_q(now):
+    """Return a ``Q`` over ``AccessAttempt`` for the rows holding a lockout at ``now``.
+
+    The same rule as ``lockout_end``, for filtering in the database.
+    """
+    limit = failure_limit()
+    if limit is None:
+        return Q(pk__in=[])
+    if settings.AXES_COOLOFF_TIME is None:
+        cooling = Q()  # locked until a clinic admin lifts it
+    else:
+        cooling = Q(attempt_time__gt=now - settings.AXES_COOLOFF_TIME)
+    if settings.AXES_USE_ATTEMPT_EXPIRATION:
+        cooling = Q(expiration__expires_at__gt=now) | (Q(expiration__isnull=True) & cooling)
+    return Q(failures_since_start__gte=limit) & cooling
+
+
 class RoleBackend(ModelBackend):
     """Django's model backend, loading a user's permissions in one plain query.
 
@@ -181,6 +199,8 @@ def cool_off_minutes():
 
 def lockout_message():
     """Return the sentence the sign-in page shows to a locked-out user."""
+    if settings.AXES_COOLOFF_TIME is None:
+        return _("Too many failed sign-in attempts. Ask a clinic admin to lift the lockout.")
     minutes = cool_off_minutes()
     return ngettext(
         "Too many failed sign-in attempts. Try again in %(minutes)d minute or ask a clinic admin.",

@@ -49,7 +49,7 @@ def test_clinic_admin_sees_a_lockout_lifts_it_and_the_user_signs_in(staff_user, 
     listing = admin.get(changelist())
     assert listing.status_code == 200
     page = listing.content.decode()
-    assert "staff" in page and "Locked Out" in page
+    assert "staff" in page and "Locked out now" in page
     confirm = admin.get(delete_url(attempt))
     assert confirm.status_code == 200
     response = admin.post(delete_url(attempt), {"post": "yes"})
@@ -305,3 +305,36 @@ def test_lifting_a_lockout_whose_cool_off_ended_says_it_was_no_longer_locked(
     lifted = AuditEvent.objects.get(action="intake.auth.lockout_lifted")
     assert lifted.detail == {"username": "staff", "failures": 5, "locked_out": False}
     assert not AuditEvent.objects.filter(action="intake.auth.lockout_expired").exists()
+
+
+def filtered_usernames(admin, value):
+    response = admin.get(changelist(), {"lockout": value})
+    assert response.status_code == 200
+    return sorted(row.username for row in response.context["cl"].result_list)
+
+
+@pytest.mark.parametrize("cool_off_minutes", [15, None])
+def test_the_lockout_filter_tells_lockouts_in_force_from_ended_ones(
+    settings, cool_off_minutes, staff_user, clinician, clinic_admin, make_user
+):
+    settings.AXES_COOLOFF_TIME = cool_off_minutes and dt.timedelta(minutes=cool_off_minutes)
+    make_user("frontdesk", Role.INTAKE_STAFF)
+    admin = signed_in_admin(clinic_admin)
+    lock_out(Client(), "staff")
+    lock_out(Client(), "clinician", ip="10.0.0.2")
+    sign_in(Client(), "frontdesk", "wrong-password", ip="10.0.0.3")
+    # The clinician's lockout began 20 minutes ago: with a cool-off it has ended.
+    AccessAttempt.objects.filter(username="clinician").update(
+        attempt_time=timezone.now() - dt.timedelta(minutes=20)
+    )
+
+    page = admin.get(changelist()).content.decode()
+    assert "Locked out now" in page and "Lockout ended" in page and "Not locked out" in page
+    if cool_off_minutes:
+        assert filtered_usernames(admin, "now") == ["staff"]
+        assert filtered_usernames(admin, "ended") == ["clinician"]
+    else:  # locked until a clinic admin lifts it
+        assert filtered_usernames(admin, "now") == ["clinician", "staff"]
+        assert filtered_usernames(admin, "ended") == []
+    assert filtered_usernames(admin, "none") == ["frontdesk"]
+    assert len(admin.get(changelist()).context["cl"].result_list) == 3

@@ -422,6 +422,19 @@ def test_lockout_message_follows_the_configured_limit_and_cool_off(client, staff
 
 
 @pytest.mark.django_db
+def test_without_a_cool_off_the_lockout_message_sends_the_user_to_a_clinic_admin(
+    client, staff_user
+):
+    with override_settings(AXES_COOLOFF_TIME=None):
+        lock_out(client)
+        response = sign_in(client, "staff", PASSWORD)
+    assert response.status_code == 429
+    page = response.content.decode()
+    assert "Ask a clinic admin to lift the lockout." in page
+    assert "Try again" not in page
+
+
+@pytest.mark.django_db
 def test_admin_sign_in_is_locked_out_too(client, clinician):
     url = reverse("admin:login")
     lock_out(client, "clinician", url=url)
