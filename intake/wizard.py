@@ -49,6 +49,8 @@ AUTOSAVE_IN_BACKGROUND = "background"  # the page was hidden: save and stay
 SIGN_OUT = "wizard_sign_out"
 STEP_DIGEST = "step_digest"
 ANSWERS_DIGEST = "answers_digest"
+# The review page's thresholds version: its flags were computed with it.
+THRESHOLDS_SHOWN = "thresholds_version"
 # Each page's own random token: a post is never "another tab's change" to itself
 # (its background save may land while its "Next" is on the way).
 PAGE_TOKEN = "page_token"
@@ -443,6 +445,18 @@ class ScreeningWizard(NamedUrlWizardView):
                         "The answers changed in another tab or window since this page was "
                         "shown. Check them and submit again."
                     ),
+                    "items": [],
+                }
+            # Only submitting depends on the flags the page showed.
+            shown = self.request.POST.get(THRESHOLDS_SHOWN)
+            if pressed_next and shown is not None and shown != str(self.thresholds_version):
+                return {
+                    "review": True,
+                    "message": _(
+                        "The clinic's thresholds changed since this page was shown (now version "
+                        "%(version)s), so the flags may differ. Check them and submit again."
+                    )
+                    % {"version": self.thresholds_version},
                     "items": [],
                 }
         shown = self.request.POST.get(STEP_DIGEST)

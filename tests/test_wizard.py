@@ -956,6 +956,61 @@ def test_a_stale_review_page_is_not_submitted(staff_client):
     assert screening.answers["vit_hr"] == 135
 
 
+def test_a_review_page_shown_under_earlier_thresholds_is_not_submitted(staff_client):
+    from intake.models import ThresholdSet
+
+    draft = start(staff_client)
+    answers = quiet_answers(vit_hr=111)
+    for slug in applicable_steps(answers)[:-1]:
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    shown = staff_client.get(step_url(draft, "review"))
+    assert "HR-02" in shown.content.decode()
+    assert hidden_value(shown, "thresholds_version") == "0"
+    ThresholdSet.objects.create(version=1, values=dict(thresholds.DEFAULTS, hr_caution=115))
+
+    def submit(page):
+        return staff_client.post(
+            step_url(draft, "review"),
+            post_data(
+                "review",
+                answers,
+                step_digest=hidden_value(page, "step_digest"),
+                answers_digest=hidden_value(page, "answers_digest"),
+                thresholds_version=hidden_value(page, "thresholds_version"),
+            ),
+        )
+
+    response = submit(shown)
+    assert response.status_code == 200
+    assert not Screening.objects.exists()
+    html = response.content.decode()
+    assert (
+        "The clinic&#x27;s thresholds changed since this page was shown (now version 1), so "
+        "the flags may differ. Check them and submit again." in html
+    )
+    assert "HR-02" not in html and "Thresholds version 1." in html
+    assert hidden_value(response, "thresholds_version") == "1"
+    # Leaving the page is not held up: only submitting depends on its flags.
+    back = staff_client.post(
+        step_url(draft, "review"),
+        post_data(
+            "review",
+            answers,
+            wizard_goto_step="logistics",
+            step_digest=hidden_value(shown, "step_digest"),
+            answers_digest=hidden_value(shown, "answers_digest"),
+            thresholds_version="0",
+        ),
+    )
+    assert back.status_code == 302 and back["Location"].endswith("/logistics/")
+    # The page that shows the flags in force is submitted, with that version.
+    again = submit(response)
+    screening = Screening.objects.get()
+    assert again["Location"] == screening.get_absolute_url()
+    assert screening.thresholds_version == 1
+    assert "HR-02" not in {flag.rule_id for flag in screening.flags.all()}
+
+
 def test_signing_out_from_a_step_saves_what_was_typed(staff_client):
     draft = start(staff_client)
     page = staff_client.get(step_url(draft, "patient"))
