@@ -85,7 +85,7 @@ def record_lift(request, attempt):
 class LockoutFilter(admin.SimpleListFilter):
     """Which rows hold a lockout now; axes' own filter counts ones whose cool-off has ended."""
 
-    title = gettext_lazy("lockout")
+    title = gettext_lazy("Lockout")
     parameter_name = "lockout"
 
     def lookups(self, request, model_admin):
