@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from intake import instrument, rules, services
-from intake.models import Draft, Screening
+from intake import instrument, rules, services, thresholds
+from intake.models import Draft, Screening, ThresholdSet
 from tests.factories import quiet_answers
 from tests.wizard_helpers import applicable_steps, post_data
 
@@ -500,6 +500,29 @@ def test_a_stale_review_page_is_not_submitted(signed_in_page, live_server, e2e_s
     tab_a.click("form [data-submit-once]")
     tab_a.wait_for_url("**/screenings/*/")
     assert Screening.objects.get().answers["vit_hr"] == 135
+
+
+def test_a_review_page_from_before_a_threshold_change_is_shown_again(
+    signed_in_page, live_server, e2e_staff, screenshots
+):
+    page = signed_in_page
+    draft = ready_draft(e2e_staff, quiet_answers(vit_hr=111))
+    page.goto(live_server.url + step_path(draft.pk, "review"))
+    assert "HR-02" in page.content()
+    # A clinic admin raises the heart-rate caution limit meanwhile.
+    ThresholdSet.objects.create(version=1, values=dict(thresholds.DEFAULTS, hr_caution=115))
+    page.check('[name="review-staff_attestation"]')
+    page.click("form [data-submit-once]")
+    page.wait_for_selector("#changed-elsewhere")
+    assert not Screening.objects.exists()
+    notice = page.inner_text("#changed-elsewhere")
+    assert "thresholds changed since this page was shown (now version 1)" in notice
+    assert "HR-02" not in page.content()
+    page.screenshot(path=str(screenshots / "review-thresholds-changed.png"), full_page=True)
+    page.check('[name="review-staff_attestation"]')
+    page.click("form [data-submit-once]")
+    page.wait_for_url("**/screenings/*/")
+    assert Screening.objects.get().thresholds_version == 1
 
 
 def test_signing_out_from_a_step_saves_what_was_typed_once(
