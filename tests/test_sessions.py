@@ -49,12 +49,18 @@ def test_a_refresh_outside_a_transaction_is_one_update_and_no_transaction():
     assert row.expire_date - timezone.now() > dt.timedelta(minutes=14)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_refresh_of_a_session_deleted_meanwhile_fails_as_djangos_does():
+def deleted_meanwhile():
+    """Return a loaded session store whose row was deleted since (signed out elsewhere)."""
     store = new_session(colour="blue")
     Session.objects.filter(pk=store.session_key).delete()
     store = SessionStore(store.session_key)
     store._session_cache = {"colour": "green"}
+    return store
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_of_a_session_deleted_meanwhile_fails_as_djangos_does():
+    store = deleted_meanwhile()
 
     with pytest.raises(UpdateError):
         store.save()
@@ -64,10 +70,7 @@ def test_a_refresh_of_a_session_deleted_meanwhile_fails_as_djangos_does():
 
 @pytest.mark.django_db(transaction=True)
 def test_inside_a_transaction_a_failed_refresh_leaves_the_callers_transaction_usable():
-    store = new_session(colour="blue")
-    Session.objects.filter(pk=store.session_key).delete()
-    store = SessionStore(store.session_key)
-    store._session_cache = {"colour": "green"}
+    store = deleted_meanwhile()
 
     with transaction.atomic():
         with pytest.raises(UpdateError):

@@ -907,12 +907,28 @@ def test_a_missing_digest_skips_the_check_and_a_malformed_one_counts_as_stale(st
         assert response.status_code == 200 and draft.answers["vit_hr"] == 135
 
 
-def test_a_stale_review_page_is_not_submitted(staff_client):
-    draft = start(staff_client)
-    answers = quiet_answers(vit_hr=111)
+def at_review(client, answers):
+    """Save every step before review with ``answers``; return the draft and its review page."""
+    draft = start(client)
     for slug in applicable_steps(answers)[:-1]:
-        staff_client.post(step_url(draft, slug), post_data(slug, answers))
-    tab_a = staff_client.get(step_url(draft, "review"))
+        client.post(step_url(draft, slug), post_data(slug, answers))
+    return draft, client.get(step_url(draft, "review"))
+
+
+def post_review(client, draft, answers, page, **extra):
+    """Post the review step with what ``page`` carried (its digests and thresholds version)."""
+    shown = {
+        name: hidden_value(page, name)
+        for name in ("step_digest", "answers_digest", "thresholds_version")
+    }
+    return client.post(
+        step_url(draft, "review"), post_data("review", answers, **{**shown, **extra})
+    )
+
+
+def test_a_stale_review_page_is_not_submitted(staff_client):
+    answers = quiet_answers(vit_hr=111)
+    draft, tab_a = at_review(staff_client, answers)
     assert "HR-02" in tab_a.content.decode()
     vitals = staff_client.get(step_url(draft, "vitals"))
     staff_client.post(
@@ -924,15 +940,7 @@ def test_a_stale_review_page_is_not_submitted(staff_client):
             return_to="review",
         ),
     )
-    response = staff_client.post(
-        step_url(draft, "review"),
-        post_data(
-            "review",
-            answers,
-            step_digest=hidden_value(tab_a, "step_digest"),
-            answers_digest=hidden_value(tab_a, "answers_digest"),
-        ),
-    )
+    response = post_review(staff_client, draft, answers, tab_a)
     assert response.status_code == 200
     assert not Screening.objects.exists()
     html = response.content.decode()
@@ -942,15 +950,7 @@ def test_a_stale_review_page_is_not_submitted(staff_client):
     )
     assert "HR-01" in html and "135" in html
     # Submitting the page that shows the current answers goes through.
-    again = staff_client.post(
-        step_url(draft, "review"),
-        post_data(
-            "review",
-            answers,
-            step_digest=hidden_value(response, "step_digest"),
-            answers_digest=hidden_value(response, "answers_digest"),
-        ),
-    )
+    again = post_review(staff_client, draft, answers, response)
     screening = Screening.objects.get()
     assert again["Location"] == screening.get_absolute_url()
     assert screening.answers["vit_hr"] == 135
@@ -959,28 +959,13 @@ def test_a_stale_review_page_is_not_submitted(staff_client):
 def test_a_review_page_shown_under_earlier_thresholds_is_not_submitted(staff_client):
     from intake.models import ThresholdSet
 
-    draft = start(staff_client)
     answers = quiet_answers(vit_hr=111)
-    for slug in applicable_steps(answers)[:-1]:
-        staff_client.post(step_url(draft, slug), post_data(slug, answers))
-    shown = staff_client.get(step_url(draft, "review"))
+    draft, shown = at_review(staff_client, answers)
     assert "HR-02" in shown.content.decode()
     assert hidden_value(shown, "thresholds_version") == "0"
     ThresholdSet.objects.create(version=1, values=dict(thresholds.DEFAULTS, hr_caution=115))
 
-    def submit(page):
-        return staff_client.post(
-            step_url(draft, "review"),
-            post_data(
-                "review",
-                answers,
-                step_digest=hidden_value(page, "step_digest"),
-                answers_digest=hidden_value(page, "answers_digest"),
-                thresholds_version=hidden_value(page, "thresholds_version"),
-            ),
-        )
-
-    response = submit(shown)
+    response = post_review(staff_client, draft, answers, shown)
     assert response.status_code == 200
     assert not Screening.objects.exists()
     html = response.content.decode()
@@ -991,20 +976,10 @@ def test_a_review_page_shown_under_earlier_thresholds_is_not_submitted(staff_cli
     assert "HR-02" not in html and "Thresholds version 1." in html
     assert hidden_value(response, "thresholds_version") == "1"
     # Leaving the page is not held up: only submitting depends on its flags.
-    back = staff_client.post(
-        step_url(draft, "review"),
-        post_data(
-            "review",
-            answers,
-            wizard_goto_step="logistics",
-            step_digest=hidden_value(shown, "step_digest"),
-            answers_digest=hidden_value(shown, "answers_digest"),
-            thresholds_version="0",
-        ),
-    )
+    back = post_review(staff_client, draft, answers, shown, wizard_goto_step="logistics")
     assert back.status_code == 302 and back["Location"].endswith("/logistics/")
     # The page that shows the flags in force is submitted, with that version.
-    again = submit(response)
+    again = post_review(staff_client, draft, answers, response)
     screening = Screening.objects.get()
     assert again["Location"] == screening.get_absolute_url()
     assert screening.thresholds_version == 1
