@@ -8,7 +8,6 @@ action goes through one service in ``intake.reviews``.
 import secrets
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import PAGE_VAR, SEARCH_VAR, ChangeList
@@ -503,7 +502,7 @@ class ScreeningAdmin(admin.ModelAdmin):
             ],
             badges=flag_badges(screening),
             urgent_flags=[flag for flag in flags if flag.urgent],
-            suicide_protocol=settings.SUICIDE_SAFETY_PROTOCOL,
+            suicide_protocol=presentation.suicide_protocol(),
             sections=presentation.snapshot_sections(screening, tz=timezone.get_current_timezone()),
             derived=presentation.derived_rows(screening.derived or {}),
             review_list=list(screening.reviews.select_related("clinician", "voided_by")),

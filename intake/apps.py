@@ -8,8 +8,8 @@ class IntakeConfig(AppConfig):
     verbose_name = _("Intake screening")
 
     def ready(self):
-        # Connect the sign-in audit receivers.
-        from intake import security  # noqa: F401
+        # Register the deploy checks and connect the sign-in audit receivers.
+        from intake import checks, security  # noqa: F401
 
 
 class SignInLockoutsConfig(AxesAppConfig):

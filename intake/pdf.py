@@ -321,7 +321,7 @@ def summary_context(screening, *, reviews=None, addenda=None, version=None):
     sections = presentation.snapshot_sections(screening, tz=tz)
     return {
         "clinic_name": settings.CLINIC_NAME,
-        "protocol_text": settings.SUICIDE_SAFETY_PROTOCOL,
+        "protocol_text": presentation.suicide_protocol(),
         "page_size": page_size,
         "stylesheet": STYLESHEET,
         "screening": screening,

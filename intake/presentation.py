@@ -8,12 +8,24 @@ derived values with their display labels.
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from django.conf import settings
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from intake import instrument, lexicon, rules
 
 UNSURE_KEYS = frozenset({"unsure"})
+
+PROTOCOL_NOT_ENTERED = _(
+    "Not entered in this app. Follow the clinic's own suicide-safety protocol, and ask the "
+    "clinic administrator to enter it (CLINIC_SUICIDE_SAFETY_PROTOCOL)."
+)
+
+
+def suicide_protocol():
+    """Return the clinic's suicide-safety protocol text as configured, or say it is not entered."""
+    return settings.SUICIDE_SAFETY_PROTOCOL or str(PROTOCOL_NOT_ENTERED)
+
 
 # The rules' labels (marked for translation there), with units where a value has one.
 DERIVED_LABELS = {

@@ -244,13 +244,11 @@ AXES_VERBOSE = False
 
 # Clinic configuration shown on screens and on the PDF.
 CLINIC_NAME = env("CLINIC_NAME", "Ketamine Therapy Clinic")
-SUICIDE_SAFETY_PROTOCOL = env(
-    "CLINIC_SUICIDE_SAFETY_PROTOCOL",
-    # Shown under SUI-01's message, which already says to start the protocol:
-    # the default gives the first steps, for the clinic to replace with its own.
-    "Do not leave the patient alone, and tell the clinician on duty at once. In the US, "
-    "the 988 Suicide and Crisis Lifeline can be called or texted.",
-)
+# The clinic's own protocol text, shown under SUI-01's message (which says to
+# start it). No default: text of the app's own shown as the clinic's protocol
+# would present the app as the protocol. Unset, the banner says it is not entered
+# and the deploy check warns (intake.W001).
+SUICIDE_SAFETY_PROTOCOL = env("CLINIC_SUICIDE_SAFETY_PROTOCOL", "").strip()
 PDF_PAGE_SIZE = env("PDF_PAGE_SIZE", "Letter")
 DRAFT_MAX_AGE_DAYS = env("DRAFT_MAX_AGE_DAYS", 30, int)
 

@@ -1,6 +1,5 @@
 """Staff pages: home, starting a screening, and a submitted screening."""
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_not_required, permission_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -83,7 +82,7 @@ def screening(request, pk):
             "screening": record,
             "flags": flags,
             "urgent_flags": [flag for flag in flags if flag.urgent],
-            "suicide_protocol": settings.SUICIDE_SAFETY_PROTOCOL,
+            "suicide_protocol": presentation.suicide_protocol(),
             "reviews": reviews,
             "addenda": addenda,
             "sections": presentation.snapshot_sections(record, tz=timezone.get_current_timezone()),

@@ -19,7 +19,6 @@ import secrets
 import traceback
 from functools import lru_cache
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import permission_required
@@ -713,7 +712,7 @@ class ScreeningWizard(NamedUrlWizardView):
                 if part
             ),
             urgent_flags=urgent_flags(flags),
-            suicide_protocol=settings.SUICIDE_SAFETY_PROTOCOL,
+            suicide_protocol=presentation.suicide_protocol(),
             error_summary=error_summary(form),
             on_review=step == REVIEW,
             step_digest=self.step_digest(step),

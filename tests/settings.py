@@ -19,6 +19,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_AUTOREFRESH = True
+# A clinic's protocol text, as a deployment sets it (tests of the unset case override it).
+SUICIDE_SAFETY_PROTOCOL = "Stay with the patient and call the clinician on duty (test protocol)."
 WHITENOISE_USE_FINDERS = True
 
 # A file, not SQLite's shared in-memory database: its table locks ignore the busy

@@ -7,6 +7,7 @@ from urllib.parse import unquote
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
 from django.utils.html import escape
@@ -689,6 +690,19 @@ def test_review_page_of_an_urgent_screening_opens_with_the_urgent_banner(
     assert html.index("rp-urgent") < html.index('id="flags-title"')  # above everything else
     html = client.get(reverse("admin:intake_screening_change", args=[quiet.pk])).content.decode()
     assert "rp-urgent" not in html and "need action now" not in html
+
+
+@override_settings(SUICIDE_SAFETY_PROTOCOL="")
+def test_review_page_says_when_the_clinic_protocol_is_not_entered(client, clinician, staff_user):
+    urgent = flagged_screening(staff_user, ["SUI-01"])
+    client.force_login(clinician)
+    html = client.get(reverse("admin:intake_screening_change", args=[urgent.pk])).content.decode()
+    banner = html.split('class="rp-urgent" role="alert"')[1].split("</div>")[0]
+    assert "Clinic protocol:</strong> Not entered in this app." in banner
+    staff = Client()
+    staff.force_login(staff_user)
+    page = staff.get(urgent.get_absolute_url()).content.decode()
+    assert "Clinic protocol:</strong> Not entered in this app." in page
 
 
 def test_review_form_needs_each_flag_acknowledged_and_keeps_the_note(client, clinician, staff_user):

@@ -140,6 +140,17 @@ def test_urgent_flag_comes_first_then_review_caution_info(realistic):
     assert "URGENT · SUI-01" in text
 
 
+@pytest.mark.parametrize("configured", ["Call the on-call psychiatrist at 555-0100.", ""])
+def test_the_urgent_flag_prints_the_clinic_protocol_or_says_it_is_not_entered(
+    settings, realistic, configured
+):
+    settings.SUICIDE_SAFETY_PROTOCOL = configured
+    text = pdf_text(render(realistic)[0])
+    printed = configured or "Not entered in this app. Follow the clinic's own suicide-safety"
+    assert "Clinic protocol: " + printed in text
+    assert ("Not entered in this app" in text) is not bool(configured)
+
+
 def test_summary_is_pdf_a_3b(realistic):
     reader = PdfReader(io.BytesIO(render(realistic)[0]))
     xmp = reader.trailer["/Root"]["/Metadata"].get_object().get_data().decode()

@@ -68,6 +68,7 @@ def run_python(code, **env):
 PRODUCTION_ENV = {
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
     "DJANGO_ALLOWED_HOSTS": "intake.example.org",
+    "CLINIC_SUICIDE_SAFETY_PROTOCOL": "Stay with the patient and call the clinician on duty.",
 }
 
 
@@ -196,6 +197,14 @@ def test_deploy_checks_pass_with_production_environment():
         ["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **PRODUCTION_ENV
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_deploy_checks_warn_when_the_clinic_protocol_is_not_configured():
+    env = {**PRODUCTION_ENV, "CLINIC_SUICIDE_SAFETY_PROTOCOL": "  "}
+    result = run_python(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **env)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "intake.W001" in output and "CLINIC_SUICIDE_SAFETY_PROTOCOL is not set" in output
 
 
 # ---------------------------------------------------------------------------

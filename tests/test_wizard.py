@@ -566,6 +566,22 @@ def test_urgent_banner_appears_right_after_the_mood_step(staff_client):
     assert "urgent-banner" in page and escape(settings.SUICIDE_SAFETY_PROTOCOL) in page
 
 
+def test_without_a_configured_protocol_the_banner_says_it_is_not_entered(staff_client, settings):
+    settings.SUICIDE_SAFETY_PROTOCOL = ""
+    draft = start(staff_client)
+    answers = quiet_answers(cssrs_2="yes", cssrs_3="no", cssrs_4="yes", cssrs_5="no")
+    steps = applicable_steps(answers)
+    for slug in steps[: steps.index("mood") + 1]:
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    page = staff_client.get(step_url(draft, "alcohol")).content.decode()
+    banner = page.split('role="alert"')[1].split("</div>")[0]
+    assert (
+        "<strong>Clinic protocol:</strong> Not entered in this app. Follow the clinic&#x27;s own "
+        "suicide-safety protocol, and ask the clinic administrator to enter it "
+        "(CLINIC_SUICIDE_SAFETY_PROTOCOL)." in banner
+    )
+
+
 # ---------------------------------------------------------------------------
 # Idle-timeout autosave contract
 
