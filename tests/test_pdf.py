@@ -151,6 +151,26 @@ def test_the_urgent_flag_prints_the_clinic_protocol_or_says_it_is_not_entered(
     assert ("Not entered in this app" in text) is not bool(configured)
 
 
+def test_summary_is_tagged_for_screen_readers(realistic):
+    reader = PdfReader(io.BytesIO(render(realistic)[0]))
+    catalog = reader.trailer["/Root"]
+    assert catalog["/MarkInfo"]["/Marked"] == True  # noqa: E712 (a PDF boolean object)
+    assert catalog["/Lang"]
+    kinds = set()
+
+    def walk(element):
+        element = element.get_object()
+        if isinstance(element, dict):
+            if "/S" in element:
+                kinds.add(element["/S"])
+            children = element.get("/K", [])
+            for child in children if isinstance(children, list) else [children]:
+                walk(child)
+
+    walk(catalog["/StructTreeRoot"])
+    assert {"/H1", "/H2", "/Table", "/TR", "/TH", "/TD"} <= kinds
+
+
 def test_summary_is_pdf_a_3b(realistic):
     reader = PdfReader(io.BytesIO(render(realistic)[0]))
     xmp = reader.trailer["/Root"]["/Metadata"].get_object().get_data().decode()
