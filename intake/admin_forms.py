@@ -5,6 +5,7 @@ import secrets
 from django import forms
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.contrib.auth.models import Group
+from django.forms.boundfield import BoundField
 from django.utils.translation import gettext_lazy as _
 
 from intake import thresholds
@@ -17,13 +18,47 @@ STALE_FORM = _("This form is out of date; nothing was saved. Open the page again
 SIGNATURE_HELP = _("Re-enter your own password. It signs the entry with your name and the time.")
 
 
+class PanelBoundField(BoundField):
+    """A review panel field: every input names its help and error text, in a group too."""
+
+    def build_widget_attrs(self, attrs, widget=None):
+        attrs = super().build_widget_attrs(attrs, widget)
+        # Django describes a radio group on its fieldset only, which screen readers
+        # announce unevenly; on each input the error is read with the input in focus.
+        if self.use_fieldset and not attrs.get("aria-describedby") and self.aria_describedby:
+            attrs["aria-describedby"] = self.aria_describedby
+        return attrs
+
+    @property
+    def anchor(self):
+        """Return the id an error summary links to: the input, or a group's first input."""
+        if self.use_fieldset and self.subwidgets:
+            return self.subwidgets[0].id_for_label
+        return self.id_for_label
+
+
 class PanelForm(forms.Form):
     """A review panel form; its hidden fields' errors are shown at the top of the page."""
+
+    bound_field_class = PanelBoundField
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The error summary's name for a field whose label is a sentence.
+        self.summary_labels = {}
 
     def top_errors(self):
         """Return the form's own errors and its hidden fields' (which have no place to show)."""
         hidden = [error for field in self.hidden_fields() for error in field.errors]
         return [*self.non_field_errors(), *hidden]
+
+    def error_summary(self):
+        """Return ``[(anchor id, label, message)]`` in page order; top errors have no anchor."""
+        summary = [("", "", error) for error in self.top_errors()]
+        for field in self.visible_fields():
+            label = self.summary_labels.get(field.name, field.label)
+            summary.extend((field.anchor, label, error) for error in field.errors)
+        return summary
 
 
 def signature_field():
@@ -33,6 +68,7 @@ def signature_field():
         help_text=SIGNATURE_HELP,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        error_messages={"required": _("Re-enter your password to sign.")},
     )
 
 
@@ -79,6 +115,7 @@ class RecordReviewForm(PanelForm):
                 required=True,
                 error_messages={"required": _("Acknowledge this flag.")},
             )
+            self.summary_labels[name] = _("Flag %(rule)s") % {"rule": flag.rule_id}
             self.ack_fields.append((flag, name))
         self.fields["password"] = signature_field()
         self.order_fields([name for _flag, name in self.ack_fields])
