@@ -204,11 +204,14 @@ class MedListWidget(forms.Widget):
 
     def get_context(self, name, value, attrs):
         context = super().get_context(name, value, attrs)
+        # ``med_list_errors()`` of the bound field, passed in by ``Question.inner``.
+        errors = context["widget"]["attrs"].pop("med_errors", None) or []
         rows = [dict(row) for row in (value or []) if isinstance(row, dict)]
         total = max(len(rows) + self.blank_rows, self.min_rows)
         rows += [{"name": "", "dose": "", "frequency": ""}] * (total - len(rows))
         context["widget"]["rows"] = [
-            {"index": index, **row} for index, row in enumerate(rows[: instrument.MED_MAX_ROWS])
+            {"index": index, **row, "errors": row_error_ids(errors, index)}
+            for index, row in enumerate(rows[: instrument.MED_MAX_ROWS])
         ]
         context["widget"]["max_rows"] = instrument.MED_MAX_ROWS
         # The wizard prefixes each field with its step: "<step>-<code>".
@@ -216,6 +219,15 @@ class MedListWidget(forms.Widget):
         context["widget"]["name_max"] = instrument.MED_NAME_MAX
         context["widget"]["field_max"] = instrument.MED_FIELD_MAX
         return context
+
+
+def row_error_ids(errors, index):
+    """Return ``{part: "id id"}``: the ids of the errors about each input of row ``index``."""
+    ids = {}
+    for error in errors:
+        if error["row"] == index:
+            ids.setdefault(error["part"], []).append(error["id"])
+    return {part: " ".join(found) for part, found in ids.items()}
 
 
 class TextField(forms.CharField):
@@ -243,25 +255,45 @@ class MedListField(forms.Field):
             cleaned = {key: str(row.get(key) or "").strip() for key in instrument.MED_ROW_KEYS}
             if not any(cleaned.values()):
                 continue
-            if any("\x00" in part for part in cleaned.values()):
+            # Each error names its row and input, so the page can link to and mark them.
+            nul = [key for key, part in cleaned.items() if "\x00" in part]
+            if nul:
                 errors.append(
-                    _("Row %(row)d: null characters are not allowed.") % {"row": position}
+                    ValidationError(
+                        _("Row %(row)d: null characters are not allowed."),
+                        code="med_row",
+                        params={"row": position, "part": nul[0]},
+                    )
                 )
             if not cleaned["name"]:
                 errors.append(
-                    _("Row %(row)d: enter the medicine's name, or clear the row.")
-                    % {"row": position}
+                    ValidationError(
+                        _("Row %(row)d: enter the medicine's name, or clear the row."),
+                        code="med_row",
+                        params={"row": position, "part": "name"},
+                    )
                 )
             elif len(cleaned["name"]) > instrument.MED_NAME_MAX:
                 errors.append(
-                    _("Row %(row)d: the name can be at most %(max)d characters.")
-                    % {"row": position, "max": instrument.MED_NAME_MAX}
+                    ValidationError(
+                        _("Row %(row)d: the name can be at most %(max)d characters."),
+                        code="med_row",
+                        params={"row": position, "part": "name", "max": instrument.MED_NAME_MAX},
+                    )
                 )
             for key, label in (("dose", _("dose")), ("frequency", _("how often"))):
                 if len(cleaned[key]) > instrument.MED_FIELD_MAX:
                     errors.append(
-                        _("Row %(row)d: %(what)s can be at most %(max)d characters.")
-                        % {"row": position, "what": label, "max": instrument.MED_FIELD_MAX}
+                        ValidationError(
+                            _("Row %(row)d: %(what)s can be at most %(max)d characters."),
+                            code="med_row",
+                            params={
+                                "row": position,
+                                "part": key,
+                                "what": label,
+                                "max": instrument.MED_FIELD_MAX,
+                            },
+                        )
                     )
             rows.append(cleaned)
         if len(rows) > instrument.MED_MAX_ROWS:
@@ -269,6 +301,31 @@ class MedListField(forms.Field):
         if errors:
             raise ValidationError(errors)
         return rows
+
+
+def med_list_errors(bound):
+    """Return the medication list's errors: ``{"id", "anchor", "row", "part", "message"}`` each.
+
+    ``row`` is the 0-based index of the row an error is about (row 0 for an
+    error about the whole list), ``part`` its input ("name", "dose" or
+    "frequency"), ``anchor`` that input's id and ``id`` the error's own.
+    """
+    result = []
+    for number, error in enumerate(bound.errors.as_data(), start=1):
+        params = error.params or {}
+        row = params.get("row", 1) - 1
+        part = params.get("part", "name")
+        for message in error:
+            result.append(
+                {
+                    "id": f"{bound.auto_id}_error_{number}",
+                    "anchor": f"{bound.auto_id}-{row}-{part}",
+                    "row": row,
+                    "part": part,
+                    "message": message,
+                }
+            )
+    return result
 
 
 def make_field(q):
@@ -538,9 +595,10 @@ class Question(Field):
 
     def render_template(self, bound, inner):
         """Return the question's template rendered with ``inner`` as its input(s)."""
-        return get_template(self.template).render(
-            {"field": bound, "question": self.question, "inner": inner}
-        )
+        context = {"field": bound, "question": self.question, "inner": inner}
+        if self.question["type"] == instrument.MED_LIST and bound.errors:
+            context["med_errors"] = med_list_errors(bound)
+        return get_template(self.template).render(context)
 
     def inner(self, bound):
         """Return the question's input(s): the option list, or the widget."""
@@ -550,6 +608,8 @@ class Question(Field):
         if attrs and bound.errors:
             attrs = {**attrs, "class": f"{attrs['class']} is-invalid"}
         kind = self.question["type"]
+        if kind == instrument.MED_LIST and bound.errors:
+            attrs = {**(attrs or {}), "med_errors": med_list_errors(bound)}
         if kind in (instrument.DATE, instrument.DATETIME):
             limits = date_input_limits(
                 kind, up_to_today=self.question["up_to_today"], today=bound.form.screening_date

@@ -37,7 +37,7 @@ from formtools.wizard.storage.base import BaseStorage
 from formtools.wizard.views import NamedUrlWizardView, StepsHelper
 
 from intake import audit, instrument, lexicon, presentation, rules, services
-from intake.forms import step_form_class
+from intake.forms import med_list_errors, step_form_class
 from intake.models import Draft
 from intake.security import idle_sign_out_message
 
@@ -780,11 +780,15 @@ def error_summary(form):
             continue
         bound = form[name]
         q = instrument.question(name)
+        if q.type == instrument.MED_LIST:
+            # One link per error, to the input of the row it is about.
+            summary.extend(
+                (error["anchor"], q.label, [error["message"]]) for error in med_list_errors(bound)
+            )
+            continue
         anchor = bound.id_for_label or bound.auto_id
         if q.type in CHOICE_TYPES:
             anchor = bound.subwidgets[0].id_for_label
-        elif q.type == instrument.MED_LIST:
-            anchor = f"{bound.auto_id}-0-name"
         summary.append((anchor, q.label, list(errors)))
     return summary
 

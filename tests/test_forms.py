@@ -13,6 +13,7 @@ from intake.forms import (
     INNER_MARKER,
     PythonMarkup,
     date_input_limits,
+    med_list_errors,
     step_form_class,
     step_form_helper,
 )
@@ -361,6 +362,45 @@ def test_med_list_row_rules(row, message):
     form = make_form("medications", data)
     assert not form.is_valid()
     assert message in " ".join(form.errors["medications"])
+
+
+def test_med_list_errors_name_the_row_and_input_they_are_about():
+    rows = [
+        {"name": "Aspirin", "dose": "", "frequency": ""},
+        {"name": "", "dose": "5 mg", "frequency": ""},
+        {"name": "Ibuprofen", "dose": "x" * (instrument.MED_FIELD_MAX + 1), "frequency": ""},
+    ]
+    form = make_form(
+        "medications", post_data("medications", quiet_answers(med_none=False, medications=rows))
+    )
+    assert not form.is_valid()
+    errors = med_list_errors(form["medications"])
+    assert [(e["row"], e["part"], e["anchor"]) for e in errors] == [
+        (1, "name", "id_medications-medications-1-name"),
+        (2, "dose", "id_medications-medications-2-dose"),
+    ]
+    assert errors[0]["message"].startswith("Row 2: enter the medicine's name")
+    assert errors[1]["message"].startswith("Row 3: dose can be at most")
+    assert len({e["id"] for e in errors}) == 2
+
+
+def test_med_list_widget_marks_only_the_inputs_with_errors():
+    rows = [
+        {"name": "Aspirin", "dose": "", "frequency": ""},
+        {"name": "", "dose": "5 mg", "frequency": ""},
+    ]
+    form = make_form(
+        "medications", post_data("medications", quiet_answers(med_none=False, medications=rows))
+    )
+    assert not form.is_valid()
+    html = str(step_form_helper("medications").render_layout(form, Context()))
+    error_id = med_list_errors(form["medications"])[0]["id"]
+    assert html.count('aria-invalid="true"') == 1
+    assert (
+        'id="id_medications-medications-1-name" value="" maxlength="200" autocomplete="off" '
+        f'aria-invalid="true" aria-describedby="{error_id}"'
+    ) in html
+    assert f'<p class="mb-1" id="{error_id}"><strong>Row 2:' in html
 
 
 def test_med_list_allows_at_most_50_rows():

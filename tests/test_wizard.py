@@ -452,6 +452,67 @@ def test_the_error_summary_lists_errors_in_the_order_of_the_form(staff_client):
     assert links == sorted(links, key=fields.index)
 
 
+def medication_errors_page(client, rows):
+    """Return the medications step as shown after posting ``rows`` (its earlier steps saved)."""
+    draft = start(client)
+    answers = quiet_answers(med_none=False, medications=rows)
+    for slug in applicable_steps(answers)[: applicable_steps(answers).index("medications")]:
+        client.post(step_url(draft, slug), post_data(slug, answers))
+    response = client.post(step_url(draft, "medications"), post_data("medications", answers))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def input_tag(page, element_id):
+    return re.search(rf'<input [^>]*id="{element_id}"[^>]*>', page).group(0)
+
+
+def test_a_medication_row_error_links_to_and_marks_its_own_row(staff_client):
+    page = medication_errors_page(
+        staff_client,
+        [
+            {"name": "Sertraline", "dose": "50 mg", "frequency": "daily"},
+            {"name": "", "dose": "5 mg", "frequency": ""},
+        ],
+    )
+    summary = page.split('id="error-summary"')[1].split("</ul>")[0]
+    assert re.findall(r'href="#([^"]+)"', summary) == ["id_medications-medications-1-name"]
+    assert "Row 2: enter the medicine" in summary
+    name = input_tag(page, "id_medications-medications-1-name")
+    assert 'aria-invalid="true"' in name and "is-invalid" in name
+    error_id = re.search(r'aria-describedby="([^"]+)"', name).group(1)
+    assert re.search(rf'id="{error_id}"><strong>Row 2: enter the medicine', page)
+    for other in ("id_medications-medications-0-name", "id_medications-medications-1-dose"):
+        assert "aria-invalid" not in input_tag(page, other)
+    assert page.count('class="med-row-invalid"') == 1
+
+
+def test_each_medication_row_error_links_to_the_input_it_is_about(staff_client):
+    page = medication_errors_page(
+        staff_client,
+        [
+            {"name": "", "dose": "5 mg", "frequency": ""},
+            {"name": "Sertraline", "dose": "50 mg", "frequency": "daily"},
+            {"name": "Aspirin", "dose": "", "frequency": "x" * (instrument.MED_FIELD_MAX + 1)},
+        ],
+    )
+    summary = page.split('id="error-summary"')[1].split("</ul>")[0]
+    assert re.findall(r'href="#([^"]+)"', summary) == [
+        "id_medications-medications-0-name",
+        "id_medications-medications-2-frequency",
+    ]
+    assert 'aria-invalid="true"' in input_tag(page, "id_medications-medications-2-frequency")
+    assert "aria-invalid" not in input_tag(page, "id_medications-medications-2-name")
+    assert page.count('class="med-row-invalid"') == 2
+
+
+def test_an_empty_medication_list_error_links_to_the_first_name(staff_client):
+    page = medication_errors_page(staff_client, [])
+    summary = page.split('id="error-summary"')[1].split("</ul>")[0]
+    assert re.findall(r'href="#([^"]+)"', summary) == ["id_medications-medications-0-name"]
+    assert 'aria-invalid="true"' in input_tag(page, "id_medications-medications-0-name")
+
+
 def test_implausible_vital_is_accepted_on_second_save_and_warned_at_review(staff_client):
     draft = start(staff_client)
     answers = quiet_answers(vit_hr=72, vit_sbp=260, vit_bp_repeat_sbp=130, vit_bp_repeat_dbp=80)
@@ -564,6 +625,20 @@ def test_urgent_banner_appears_right_after_the_mood_step(staff_client):
     screening = Screening.objects.get()
     page = staff_client.get(screening.get_absolute_url()).content.decode()
     assert "urgent-banner" in page and escape(settings.SUICIDE_SAFETY_PROTOCOL) in page
+
+
+def test_the_urgent_banner_follows_the_step_title_and_the_skip_link_target(staff_client):
+    """Skipping to the step lands before the banner; the headings run H1, then its H2."""
+    draft = start(staff_client)
+    answers = quiet_answers(cssrs_2="yes", cssrs_3="no", cssrs_4="yes", cssrs_5="no")
+    steps = applicable_steps(answers)
+    for slug in steps[: steps.index("mood") + 1]:
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    page = staff_client.get(step_url(draft, "alcohol")).content.decode()
+    banner = page.index("urgent-banner")
+    assert page.index('id="step-content"') < page.index("<h1") < banner
+    assert page.index("<h2") > banner
+    assert banner < page.index("data-wizard")
 
 
 def test_without_a_configured_protocol_the_banner_says_it_is_not_entered(staff_client, settings):

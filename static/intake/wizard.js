@@ -187,8 +187,13 @@
     addButton.addEventListener("click", function () {
       var all = rows();
       var row = all[all.length - 1].cloneNode(true);
+      // A new row starts blank and clear of the copied row's error marks.
+      row.classList.remove("med-row-invalid");
       Array.prototype.forEach.call(row.querySelectorAll("input"), function (input) {
         input.value = "";
+        input.classList.remove("is-invalid");
+        input.removeAttribute("aria-invalid");
+        input.removeAttribute("aria-describedby");
       });
       body.appendChild(row);
       refresh();
