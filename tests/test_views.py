@@ -194,6 +194,17 @@ def test_screening_page_urgent_flag_comes_first(client, staff_user):
     assert "urgent-banner" in body
 
 
+def test_screening_page_headings_run_h1_then_the_urgent_banner(client, staff_user):
+    screening = make_screening(
+        staff_user, cssrs_2="yes", cssrs_3="yes", cssrs_4="yes", cssrs_5="no"
+    )
+    client.force_login(staff_user)
+    body = client.get(screening.get_absolute_url()).content.decode()
+    banner = body.index("urgent-banner")
+    assert body.index('id="main"') < body.index("<h1") < banner < body.index("<h2")
+    assert banner < body.index('id="flags-title"')
+
+
 def test_flag_badges_use_the_same_severity_colours_as_the_home_page(client, staff_user):
     screening = build_screening(
         staff_user,
