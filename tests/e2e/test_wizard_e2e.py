@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from intake import instrument, rules, services, thresholds
 from intake.models import Draft, Screening, ThresholdSet
-from tests.factories import quiet_answers
+from tests.factories import make_screening, quiet_answers
 from tests.wizard_helpers import applicable_steps, post_data
 
 pytestmark = pytest.mark.e2e
@@ -552,3 +552,111 @@ def test_enter_in_a_field_is_next_not_sign_out(signed_in_page, live_server, e2e_
     page.focus('[name="vitals-vit_hr"]')
     page.keyboard.press("Enter")
     page.wait_for_url("**/cardiovascular/")
+
+
+# ---------------------------------------------------------------------------
+# Narrow screens and touch (WCAG 1.4.10 reflow, 2.5.5 target size)
+
+# What a person taps on each page; each must be at least 44 px tall under touch.
+TAP_TARGETS = {
+    "home": [
+        "header button",
+        "header .nav-link",
+        ".btn-primary",
+        ".home-list .btn",
+        ".home-list td a",
+    ],
+    "medications": [
+        "header button:not(.visually-hidden)",
+        ".wizard-form .form-check-label",
+        "[data-med-remove]",
+        "[data-med-add]",
+        ".wizard-actions .btn",
+        ".wizard-progress-item a",
+    ],
+    "screening": ["header button", ".screening-actions .btn"],
+}
+
+
+def heights_below_44(page, selectors):
+    """Return ``(selector, text, height)`` of every shown element of ``selectors`` under 44 px."""
+    return page.evaluate(
+        """(selectors) => selectors.flatMap((selector) =>
+            Array.from(document.querySelectorAll(selector))
+              .map((e) => [selector, e.textContent.trim().slice(0, 30), e.getBoundingClientRect()])
+              .filter(([, , box]) => box.width > 0 && box.height < 44)
+              .map(([s, text, box]) => [s, text, Math.round(box.height)]))""",
+        selectors,
+    )
+
+
+def test_staff_pages_reflow_at_320_px_with_44_px_targets_on_touch(
+    chromium, live_server, e2e_staff, screenshots
+):
+    from tests.conftest import PASSWORD
+
+    # An urgent banner on both the step and the screening page: long text at the top.
+    urgent = {
+        "cssrs_1": "yes",
+        "cssrs_2": "yes",
+        "cssrs_3": "no",
+        "cssrs_4": "yes",
+        "cssrs_5": "no",
+    }
+    draft = ready_draft(e2e_staff, quiet_answers(**urgent), last_step="medications")
+    screening = make_screening(e2e_staff, **urgent)
+    context = chromium.new_context(
+        viewport={"width": 320, "height": 640}, has_touch=True, is_mobile=True, locale="en-US"
+    )
+    page = context.new_page()
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill('input[name="username"]', e2e_staff.username)
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button[type="submit"]')
+    page.wait_for_url(f"{live_server.url}/")
+    problems = {}
+    for name, path in [
+        ("home", "/"),
+        ("medications", step_path(draft.pk, "medications")),
+        ("screening", screening.get_absolute_url()),
+    ]:
+        page.goto(live_server.url + path)
+        page.screenshot(path=str(screenshots / f"320-touch-{name}.png"), full_page=True)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > 320:
+            problems[f"{name} width"] = width
+        if small := heights_below_44(page, TAP_TARGETS[name]):
+            problems[f"{name} targets"] = small
+        if found := run_axe(page):
+            problems[f"{name} axe"] = found
+    assert page.locator(".urgent-banner").is_visible()
+    # The idle warning's button too, with the dialog open.
+    page.evaluate("document.getElementById('idle-dialog').showModal()")
+    if small := heights_below_44(page, ["[data-idle-stay]"]):
+        problems["idle dialog"] = small
+    context.close()
+    assert not problems, problems
+
+
+def test_a_medication_row_error_link_moves_focus_to_that_row(
+    signed_in_page, live_server, e2e_staff
+):
+    page = signed_in_page
+    answers = quiet_answers(
+        med_none=False,
+        medications=[
+            {"name": "Sertraline", "dose": "50 mg", "frequency": "daily"},
+            {"name": "Lithium", "dose": "300 mg", "frequency": "twice daily"},
+        ],
+    )
+    draft = ready_draft(e2e_staff, answers, last_step="medications")
+    page.goto(live_server.url + step_path(draft.pk, "medications"))
+    page.fill('[name="medications-medications-1-name"]', "")
+    page.click(NEXT)
+    link = page.locator("#error-summary a", has_text="Row 2")
+    link.click()
+    focused = page.locator(":focus")
+    assert focused.get_attribute("id") == "id_medications-medications-1-name"
+    assert focused.get_attribute("aria-invalid") == "true"
+    description = page.locator(f"#{focused.get_attribute('aria-describedby')}").inner_text()
+    assert description.startswith("Row 2: enter the medicine's name")
