@@ -2,6 +2,7 @@
 
 import re
 from html import unescape
+from html.parser import HTMLParser
 from urllib.parse import unquote
 
 import pytest
@@ -1188,3 +1189,198 @@ def test_review_page_lists_earlier_pdf_versions_and_keeps_line_breaks(
     assert "Earlier version of the PDF summary" in html
     assert f'href="{pdf}?version=1">Version 1</a> · Submitted' in html
     assert f"{pdf}?version=2" not in html
+
+
+# -- accessibility of the panel's forms and messages -------------------------------------------
+
+
+class Page(HTMLParser):
+    """An HTML page's elements in document order: tag, attributes and all the text inside."""
+
+    VOID = {"area", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+
+    def __init__(self, html):
+        super().__init__(convert_charrefs=True)
+        self.elements, self.open = [], []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        element = {"tag": tag, "attrs": dict(attrs), "text": [], "inside": list(self.open)}
+        self.elements.append(element)
+        if tag not in self.VOID:
+            self.open.append(element)
+
+    def handle_endtag(self, tag):
+        while self.open and self.open.pop()["tag"] != tag:
+            pass
+
+    def handle_data(self, data):
+        for element in self.open:
+            element["text"].append(data)
+
+    def by_id(self, id_):
+        (element,) = [e for e in self.elements if e["attrs"].get("id") == id_]
+        return element
+
+    def text(self, element):
+        return " ".join("".join(element["text"]).split())
+
+    def within(self, container, tag):
+        return [e for e in self.elements if e["tag"] == tag and container in e["inside"]]
+
+    def summary_links(self):
+        """Return the error summary's (href, text) links, checking it is a focusable alert."""
+        summary = self.by_id("error-summary")
+        assert summary["attrs"]["tabindex"] == "-1"
+        assert summary["attrs"]["role"] == "alert"
+        title = self.by_id(summary["attrs"]["aria-labelledby"])
+        assert title["tag"] == "h2" and self.text(title) == "Please correct these items"
+        return [(a["attrs"]["href"], self.text(a)) for a in self.within(summary, "a")]
+
+    def descriptions(self, id_):
+        """Return the texts an element's aria-describedby points at (each must exist)."""
+        ids = self.by_id(id_)["attrs"].get("aria-describedby", "").split()
+        return [self.text(self.by_id(ref)) for ref in ids]
+
+
+def test_a_refused_review_links_each_error_to_its_field_in_page_order(
+    client, clinician, staff_user
+):
+    screening = flagged_screening(staff_user, ["SUI-01", "BP-02"])
+    client.force_login(clinician)
+    url = reverse("admin:intake_screening_review", args=[screening.pk])
+    page = Page(client.post(url, {"reviews_seen": "0"}).content.decode())
+    assert page.summary_links() == [
+        ("#id_ack_SUI-01", "Flag SUI-01: Acknowledge this flag."),
+        ("#id_ack_BP-02", "Flag BP-02: Acknowledge this flag."),
+        ("#id_determination_0", "Your determination: Choose your determination."),
+        ("#id_note", "Review note: Write a review note."),
+        ("#id_password", "Your password (signature): Re-enter your password to sign."),
+    ]
+    # Each link lands on a real input; a group's on its first.
+    assert page.by_id("id_ack_SUI-01")["attrs"]["type"] == "checkbox"
+    assert page.by_id("id_determination_0")["attrs"]["type"] == "radio"
+    assert page.by_id("id_note")["tag"] == "textarea"
+
+
+def test_every_invalid_review_field_is_marked_and_described_by_its_error(
+    client, clinician, staff_user
+):
+    screening = flagged_screening(staff_user, ["SUI-01", "BP-02"])
+    client.force_login(clinician)
+    url = reverse("admin:intake_screening_review", args=[screening.pk])
+    data = {"reviews_seen": "0", "ack_SUI-01": "on"}
+    page = Page(client.post(url, data).content.decode())
+    help_text = "Your own decision, recorded as you choose it. The app suggests none."
+    expected = {
+        "id_ack_BP-02": ["Acknowledge this flag."],
+        "id_note": [
+            "What you considered, including your plan for each flag.",
+            "Write a review note.",
+        ],
+        "id_password": [
+            "Re-enter your own password. It signs the entry with your name and the time.",
+            "Re-enter your password to sign.",
+        ],
+        **{f"id_determination_{i}": [help_text, "Choose your determination."] for i in range(4)},
+    }
+    for id_, descriptions in expected.items():
+        assert page.by_id(id_)["attrs"].get("aria-invalid") == "true", id_
+        assert page.descriptions(id_) == descriptions, id_
+    # The ticked flag is neither marked nor listed.
+    assert "aria-invalid" not in page.by_id("id_ack_SUI-01")["attrs"]
+    assert "checked" in page.by_id("id_ack_SUI-01")["attrs"]
+    assert "#id_ack_SUI-01" not in dict(page.summary_links())
+
+
+def test_a_form_error_without_a_field_is_listed_without_a_link(client, clinician, staff_user):
+    screening = flagged_screening(staff_user, ["SUI-01"])
+    client.force_login(clinician)
+    url = reverse("admin:intake_screening_review", args=[screening.pk])
+    data = {key: value for key, value in review_post(screening).items() if key != "reviews_seen"}
+    page = Page(client.post(url, data).content.decode())
+    assert page.summary_links() == []
+    summary = page.by_id("error-summary")
+    assert "This form is out of date; nothing was saved." in page.text(summary)
+
+
+def unlock_errors(users):
+    screening = signed(screening_for(users), users["clinician"])
+    review = reviews.current_review(screening).pk
+    data = {"reason": "", "review": review}
+    return users["clinic_admin"], admin_url("intake_screening_unlock", screening.pk), data
+
+
+def addendum_errors(users):
+    screening = signed(screening_for(users), users["clinician"])
+    data = {"text": "", "password": "", "review": reviews.current_review(screening).pk}
+    return users["clinician"], admin_url("intake_screening_addendum", screening.pk), data
+
+
+def threshold_errors(users):
+    data = threshold_post(hr_review="fast", note="")
+    return users["clinic_admin"], admin_url("intake_thresholdset_add"), data
+
+
+@pytest.mark.parametrize(
+    ("setup", "links"),
+    [
+        (unlock_errors, [("#id_reason", "Reason for unlocking: Give the reason for unlocking.")]),
+        (
+            addendum_errors,
+            [
+                ("#id_text", "Addendum: Write the addendum text."),
+                ("#id_password", "Your password (signature): Re-enter your password to sign."),
+            ],
+        ),
+        (
+            threshold_errors,
+            [
+                ("#id_hr_review", "hr_review: Enter a number."),
+                ("#id_note", "Reason for the change: Give the reason for the change."),
+            ],
+        ),
+    ],
+    ids=["unlock", "addendum", "thresholds"],
+)
+def test_the_other_panel_forms_link_each_error_to_its_field(client, ladder, setup, links):
+    user, url, data = setup(ladder)
+    client.force_login(user)
+    page = Page(client.post(url, data).content.decode())
+    assert page.summary_links() == links
+    for href, text in links:
+        assert page.by_id(href[1:])["attrs"]["aria-invalid"] == "true"
+        assert page.descriptions(href[1:])[-1] == text.split(": ", 1)[1]
+
+
+def test_messages_are_live_regions_alert_for_errors_and_status_otherwise(
+    client, clinician, staff_user
+):
+    screening = flagged_screening(staff_user, ["SUI-01"])
+    client.force_login(clinician)
+    claim = client.post(admin_url("intake_screening_claim", screening.pk), follow=True)
+    page = Page(claim.content.decode())
+    assert page.by_id("messages")["attrs"]["tabindex"] == "-1"  # focused on arrival
+    (region,) = page.within(page.by_id("messages"), "div")
+    assert region["attrs"]["role"] == "status"
+    assert page.text(region) == (
+        "You are now reviewing this screening; other clinicians see your name."
+    )
+    # A stale release form: refused, said as an alert.
+    release = client.post(admin_url("intake_screening_release", screening.pk), {}, follow=True)
+    page = Page(release.content.decode())
+    (region,) = page.within(page.by_id("messages"), "div")
+    assert region["attrs"]["role"] == "alert"
+    assert "This form is out of date" in page.text(region)
+
+
+def test_the_review_form_headings_never_skip_a_level(client, clinician, staff_user):
+    # BP-01 is a caution: the page lists it under "Other flags".
+    screening = flagged_screening(staff_user, ["SUI-01", "BP-01"])
+    client.force_login(clinician)
+    page = Page(client.get(admin_url("intake_screening_review", screening.pk)).content.decode())
+    headings = [e for e in page.elements if re.fullmatch(r"h[1-6]", e["tag"])]
+    assert "Other flags (caution and info)" in [page.text(h) for h in headings]
+    levels = [int(h["tag"][1]) for h in headings]
+    assert levels[0] == 1
+    assert all(b <= a + 1 for a, b in zip(levels, levels[1:], strict=False)), levels
