@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from intake.models import Review, Role, Screening
 from tests.conftest import PASSWORD
+from tests.e2e.test_wizard_e2e import run_axe
 from tests.review_data import days_ago, flagged_screening
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "admin"
@@ -37,6 +38,10 @@ def queue(make_user):
         mrn="MRN-2002",
     )
     return clinician, urgent
+
+
+def focused_id(page):
+    return page.evaluate("document.activeElement.id")
 
 
 # ``chromium`` (tests/e2e/conftest.py) launches /usr/bin/chromium once per session; it fails
@@ -77,16 +82,25 @@ def test_clinician_signs_the_most_urgent_screening_and_sees_it_locked(live_serve
     page.fill("#id_note", "Safety plan discussed; crisis line given. BP to be repeated.")
     page.fill("#id_password", PASSWORD)
     page.click("#sign-review")
-    page.wait_for_selector("#form-errors")
-    assert "Acknowledge this flag." in page.inner_text("#content-main")
+    page.wait_for_selector("#error-summary")
     assert page.input_value("#id_note").startswith("Safety plan discussed")
     assert Screening.objects.get(pk=urgent.pk).status == Screening.Status.SUBMITTED
+    # The summary has focus; its link takes the keyboard to the flag left unticked.
+    assert focused_id(page) == "error-summary"
+    assert run_axe(page) == []
+    page.get_by_role("link", name="Flag BP-02: Acknowledge this flag.").click()
+    assert focused_id(page) == "id_ack_BP-02"
+    page.keyboard.press("Space")
+    assert page.is_checked("#id_ack_BP-02")
 
-    page.get_by_label("I have read BP-02 and considered it.").check()
     page.fill("#id_password", PASSWORD)
     page.screenshot(path=str(ARTIFACTS / "e2e-record-review.png"), full_page=True)
     page.click("#sign-review")
     page.wait_for_selector(".rp-locked")
+    # Focus moves to the message, so that it is read out.
+    assert focused_id(page) == "messages"
+    message = page.locator("#messages").get_by_role("status")
+    assert message.inner_text() == "Review signed. The screening is locked."
     body = page.inner_text("#content-main")
     assert "Signed and locked" in body
     assert "More information needed" in body
@@ -107,3 +121,35 @@ def test_clinician_signs_the_most_urgent_screening_and_sees_it_locked(live_serve
     assert "More information needed" in text
     assert "Okafor" in text
     assert problems == []
+
+
+def test_the_review_form_is_tappable_on_a_tablet(live_server, chromium, queue):
+    clinician, urgent = queue
+    context = chromium.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
+    page = context.new_page()
+    page.goto(live_server.url + "/admin/login/")
+    page.fill("#id_username", clinician.username)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto(live_server.url + reverse("admin:intake_screening_review", args=[urgent.pk]))
+    page.click("#sign-review")
+    page.wait_for_selector("#error-summary")
+    targets = [
+        "#user-tools a",
+        ".breadcrumbs a",
+        "#error-summary a",
+        ".rp-ack label",
+        ".rp-radios label",
+        "#id_password",
+        "#sign-review",
+    ]
+    for selector in targets:
+        for box in page.eval_on_selector_all(
+            selector, "els => els.map(e => e.getBoundingClientRect().toJSON())"
+        ):
+            assert box["height"] >= 44 and box["width"] >= 44, (selector, box)
+    # Tapping anywhere on a flag's row ticks it.
+    page.locator(".rp-ack").first.locator(".rp-ack-message").tap()
+    assert page.locator(".rp-ack input").first.is_checked()
+    page.screenshot(path=str(ARTIFACTS / "e2e-record-review-tablet.png"))
+    context.close()
