@@ -621,7 +621,6 @@ def test_staff_pages_reflow_at_320_px_with_44_px_targets_on_touch(
         ("screening", screening.get_absolute_url()),
     ]:
         page.goto(live_server.url + path)
-        page.screenshot(path=str(screenshots / f"320-touch-{name}.png"), full_page=True)
         width = page.evaluate("document.documentElement.scrollWidth")
         if width > 320:
             problems[f"{name} width"] = width
@@ -629,6 +628,8 @@ def test_staff_pages_reflow_at_320_px_with_44_px_targets_on_touch(
             problems[f"{name} targets"] = small
         if found := run_axe(page):
             problems[f"{name} axe"] = found
+        # Last: a full-page capture drops the touch emulation while it runs.
+        page.screenshot(path=str(screenshots / f"320-touch-{name}.png"), full_page=True)
     assert page.locator(".urgent-banner").is_visible()
     # The idle warning's button too, with the dialog open.
     page.evaluate("document.getElementById('idle-dialog').showModal()")
