@@ -207,6 +207,11 @@ class MedListWidget(forms.Widget):
         # ``med_list_errors()`` of the bound field, passed in by ``Question.inner``.
         errors = context["widget"]["attrs"].pop("med_errors", None) or []
         rows = [dict(row) for row in (value or []) if isinstance(row, dict)]
+        # Exactly ``blank_rows`` blank rows at the end, however many were posted:
+        # a page shown again (an error, a saved step) must not grow by two each
+        # time. Rows before the last typed one keep their places ("Row 3" errors).
+        while rows and not any(str(part or "").strip() for part in rows[-1].values()):
+            rows.pop()
         total = max(len(rows) + self.blank_rows, self.min_rows)
         rows += [{"name": "", "dose": "", "frequency": ""}] * (total - len(rows))
         context["widget"]["rows"] = [

@@ -403,6 +403,31 @@ def test_med_list_widget_marks_only_the_inputs_with_errors():
     assert f'<p class="mb-1" id="{error_id}"><strong>Row 2:' in html
 
 
+@pytest.mark.parametrize("trailing_blanks", [0, 2, 9])
+def test_med_list_shows_two_blank_rows_after_the_last_typed_one(trailing_blanks):
+    blank = {"name": "", "dose": "", "frequency": ""}
+    rows = [
+        {"name": "Aspirin", "dose": "", "frequency": ""},
+        blank,
+        {"name": "", "dose": "5 mg", "frequency": ""},
+        *[blank] * trailing_blanks,
+    ]
+    form = make_form(
+        "medications", post_data("medications", quiet_answers(med_none=False, medications=rows))
+    )
+    assert not form.is_valid()
+    html = str(step_form_helper("medications").render_layout(form, Context()))
+    assert html.count("data-med-row") == 5  # the three posted, then two blank
+    assert 'id="id_medications-medications-4-name"' in html
+    assert 'id="id_medications-medications-5-name"' not in html
+    # The row the error is about keeps its place and its number.
+    assert (
+        'id="id_medications-medications-2-name" value="" maxlength="200" autocomplete="off" '
+        'aria-invalid="true"' in html
+    )
+    assert "Row 3: enter the medicine&#x27;s name" in html
+
+
 def test_med_list_allows_at_most_50_rows():
     rows = [{"name": f"Med {i}", "dose": "", "frequency": ""} for i in range(51)]
     form = make_form(
