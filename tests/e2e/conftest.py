@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.pages import sign_in
+
 # Playwright's sync API runs an event loop in this thread; Django's ORM would refuse it.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -64,15 +66,7 @@ def browser_context(chromium):
 @pytest.fixture
 def signed_in_page(browser_context, live_server, e2e_staff):
     """Return a page signed in as an intake staff member, on the home page."""
-    from tests.conftest import PASSWORD
-
-    page = browser_context.new_page()
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill('input[name="username"]', e2e_staff.username)
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('button[type="submit"]')
-    page.wait_for_url(f"{live_server.url}/")
-    return page
+    return sign_in(browser_context.new_page(), live_server, e2e_staff)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from intake import instrument, rules, services, thresholds
 from intake.models import Draft, Screening, ThresholdSet
+from tests.e2e.pages import sign_in
 from tests.factories import make_screening, quiet_answers
 from tests.wizard_helpers import applicable_steps, post_data
 
@@ -373,17 +374,11 @@ def test_double_submit_makes_one_screening(signed_in_page, live_server, e2e_staf
 def test_every_step_passes_axe_and_is_captured(
     chromium, live_server, e2e_staff, screenshots, viewport
 ):
-    from tests.conftest import PASSWORD
 
     context = chromium.new_context(
         viewport={"width": viewport[0], "height": viewport[1]}, locale="en-US"
     )
-    page = context.new_page()
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill('input[name="username"]', e2e_staff.username)
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('button[type="submit"]')
-    page.wait_for_url(f"{live_server.url}/")
+    page = sign_in(context.new_page(), live_server, e2e_staff)
     answers = realistic_answers()
     draft = ready_draft(e2e_staff, answers)
     tag = f"{viewport[0]}x{viewport[1]}"
@@ -593,7 +588,6 @@ def heights_below_44(page, selectors):
 def test_staff_pages_reflow_at_320_px_with_44_px_targets_on_touch(
     chromium, live_server, e2e_staff, screenshots
 ):
-    from tests.conftest import PASSWORD
 
     # An urgent banner on both the step and the screening page: long text at the top.
     urgent = {
@@ -608,12 +602,7 @@ def test_staff_pages_reflow_at_320_px_with_44_px_targets_on_touch(
     context = chromium.new_context(
         viewport={"width": 320, "height": 640}, has_touch=True, is_mobile=True, locale="en-US"
     )
-    page = context.new_page()
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill('input[name="username"]', e2e_staff.username)
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('button[type="submit"]')
-    page.wait_for_url(f"{live_server.url}/")
+    page = sign_in(context.new_page(), live_server, e2e_staff)
     problems = {}
     for name, path in [
         ("home", "/"),
