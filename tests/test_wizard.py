@@ -627,14 +627,19 @@ def test_urgent_banner_appears_right_after_the_mood_step(staff_client):
     assert "urgent-banner" in page and escape(settings.SUICIDE_SAFETY_PROTOCOL) in page
 
 
-def test_the_urgent_banner_follows_the_step_title_and_the_skip_link_target(staff_client):
-    """Skipping to the step lands before the banner; the headings run H1, then its H2."""
-    draft = start(staff_client)
+def step_after_an_urgent_mood_step(client):
+    """Save every step up to mood with an imminent-risk answer; return the next step's page."""
+    draft = start(client)
     answers = quiet_answers(cssrs_2="yes", cssrs_3="no", cssrs_4="yes", cssrs_5="no")
     steps = applicable_steps(answers)
     for slug in steps[: steps.index("mood") + 1]:
-        staff_client.post(step_url(draft, slug), post_data(slug, answers))
-    page = staff_client.get(step_url(draft, "alcohol")).content.decode()
+        client.post(step_url(draft, slug), post_data(slug, answers))
+    return client.get(step_url(draft, "alcohol")).content.decode()
+
+
+def test_the_urgent_banner_follows_the_step_title_and_the_skip_link_target(staff_client):
+    """Skipping to the step lands before the banner; the headings run H1, then its H2."""
+    page = step_after_an_urgent_mood_step(staff_client)
     banner = page.index("urgent-banner")
     assert page.index('id="step-content"') < page.index("<h1") < banner
     assert page.index("<h2") > banner
@@ -643,12 +648,7 @@ def test_the_urgent_banner_follows_the_step_title_and_the_skip_link_target(staff
 
 def test_without_a_configured_protocol_the_banner_says_it_is_not_entered(staff_client, settings):
     settings.SUICIDE_SAFETY_PROTOCOL = ""
-    draft = start(staff_client)
-    answers = quiet_answers(cssrs_2="yes", cssrs_3="no", cssrs_4="yes", cssrs_5="no")
-    steps = applicable_steps(answers)
-    for slug in steps[: steps.index("mood") + 1]:
-        staff_client.post(step_url(draft, slug), post_data(slug, answers))
-    page = staff_client.get(step_url(draft, "alcohol")).content.decode()
+    page = step_after_an_urgent_mood_step(staff_client)
     banner = page.split('role="alert"')[1].split("</div>")[0]
     assert (
         "<strong>Clinic protocol:</strong> Not entered in this app. Follow the clinic&#x27;s own "
