@@ -755,13 +755,18 @@ def test_decimal_answers_round_trip_through_the_draft(staff_client):
 # Two tabs on one draft, signing out, submitted drafts, threshold changes
 
 
-def two_tabs_on_vitals(client, hr_there=135):
-    """Open vitals in tab A, save ``hr_there`` from tab B; return (draft, tab A's page)."""
+def vitals_saved_at_72(client):
+    """Save patient and vitals (heart rate 72); return the draft and a vitals page opened then."""
     draft = start(client)
     answers = quiet_answers(vit_hr=72)
     for slug in ("patient", "vitals"):
         client.post(step_url(draft, slug), post_data(slug, answers))
-    tab_a = client.get(step_url(draft, "vitals"))
+    return draft, client.get(step_url(draft, "vitals"))
+
+
+def two_tabs_on_vitals(client, hr_there=135):
+    """Open vitals in tab A, save ``hr_there`` from tab B; return (draft, tab A's page)."""
+    draft, tab_a = vitals_saved_at_72(client)
     tab_b = client.get(step_url(draft, "vitals"))
     client.post(
         step_url(draft, "vitals"),
@@ -869,10 +874,7 @@ def test_sign_out_on_a_page_shown_again_also_signs_out_without_saving(staff_clie
 
 
 def test_a_pages_own_background_save_never_reads_as_another_tabs_change(staff_client):
-    draft = start(staff_client)
-    for slug in ("patient", "vitals"):
-        staff_client.post(step_url(draft, slug), post_data(slug, quiet_answers(vit_hr=72)))
-    page = staff_client.get(step_url(draft, "vitals"))
+    draft, page = vitals_saved_at_72(staff_client)
     # Its background save lands (heart rate 80), but its reply is slow: the page
     # still carries the digest it was drawn with when "Next" is pressed.
     assert (
@@ -885,10 +887,7 @@ def test_a_pages_own_background_save_never_reads_as_another_tabs_change(staff_cl
 
 
 def test_another_pages_save_in_between_is_still_a_conflict(staff_client):
-    draft = start(staff_client)
-    for slug in ("patient", "vitals"):
-        staff_client.post(step_url(draft, slug), post_data(slug, quiet_answers(vit_hr=72)))
-    page = staff_client.get(step_url(draft, "vitals"))
+    draft, page = vitals_saved_at_72(staff_client)
     other = staff_client.get(step_url(draft, "vitals"))
     post_stale(staff_client, draft, page, hr=80, wizard_save_exit="1", autosave="background")
     post_stale(staff_client, draft, staff_client.get(step_url(draft, "vitals")), hr=135)
