@@ -54,6 +54,12 @@ QUEUE_STATUS = {
     Screening.Status.AMENDED: _("Signed, addendum"),
 }
 
+# A button's action reached by address (a sign-in sent the user back to it) is not done.
+NOT_DONE_BY_ADDRESS = _(
+    "Nothing was changed: that action is done with its button on this page. Use it again if "
+    "you still want to."
+)
+
 
 def posted_id(request, name):
     """Return the posted id ``name`` as an int, or None when it is missing or not a number."""
@@ -405,10 +411,11 @@ class ScreeningAdmin(admin.ModelAdmin):
 
     def search_view(self, request):
         """Keep the posted search term in the session; show the queue searched by its token."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
         if not self.has_view_permission(request):
             raise PermissionDenied
+        if request.method != "POST":
+            # Reached by address, e.g. sent back here after signing in again.
+            return redirect("admin:intake_screening_changelist")
         drop = {"csrfmiddlewaretoken", SEARCH_VAR, SEARCH_TOKEN_VAR, PAGE_VAR}
         return redirect(self._queue_url(self._searched_params(request, request.POST, drop)))
 
@@ -532,9 +539,12 @@ class ScreeningAdmin(admin.ModelAdmin):
         return redirect(self._change_url(screening) + "#history")
 
     def _post_only_action(self, request, object_id, service, success, **kwargs):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
         screening = self._screening(request, object_id)
+        if request.method != "POST":
+            # Reached by address, e.g. sent back here after signing in again: the
+            # action is only ever done by its button, so show the screening.
+            self.message_user(request, NOT_DONE_BY_ADDRESS, messages.INFO)
+            return redirect(self._change_url(screening))
         if not request.user.has_perm("intake.review_screening"):
             raise PermissionDenied
         try:

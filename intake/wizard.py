@@ -457,6 +457,8 @@ class ScreeningWizard(NamedUrlWizardView):
                     )
                     % {"version": self.thresholds_version},
                     "items": [],
+                    # The answers it confirms are the ones shown: the confirmation holds.
+                    "answers_unchanged": True,
                 }
         shown = self.request.POST.get(STEP_DIGEST)
         if shown is None:
@@ -542,7 +544,7 @@ class ScreeningWizard(NamedUrlWizardView):
                 % {"step": instrument.STEPS_BY_SLUG[step].title},
             )
             return redirect(self.get_step_url(goto) if goto else "intake:home")
-        if notice["review"]:
+        if notice["review"] and not notice.get("answers_unchanged"):
             # The attestation was given for answers this page no longer shows.
             form = self.get_form(step)
         elif goto or save_exit:
@@ -766,8 +768,14 @@ CHOICE_TYPES = {
 }
 
 
+def summary_lead(label):
+    """Return ``label`` as the lead of an error summary line: "Label:", or "Question?" as is."""
+    label = label.rstrip().rstrip(".:")
+    return label if label.endswith("?") else _("%(label)s:") % {"label": label}
+
+
 def error_summary(form):
-    """Return ``[(anchor id, label, messages)]`` for the error summary at the top of a step."""
+    """Return ``[(anchor id, lead, messages)]`` for the error summary at the top of a step."""
     if not form.is_bound or not form.errors:
         return []
     summary = []
@@ -783,13 +791,14 @@ def error_summary(form):
         if q.type == instrument.MED_LIST:
             # One link per error, to the input of the row it is about.
             summary.extend(
-                (error["anchor"], q.label, [error["message"]]) for error in med_list_errors(bound)
+                (error["anchor"], summary_lead(q.label), [error["message"]])
+                for error in med_list_errors(bound)
             )
             continue
         anchor = bound.id_for_label or bound.auto_id
         if q.type in CHOICE_TYPES:
             anchor = bound.subwidgets[0].id_for_label
-        summary.append((anchor, q.label, list(errors)))
+        summary.append((anchor, summary_lead(q.label), list(errors)))
     return summary
 
 

@@ -604,6 +604,33 @@ def test_only_review_panel_users_can_search_the_queue(client, staff_user):
     assert SEARCHES_KEY not in client.session
 
 
+@pytest.mark.parametrize("action", ["claim", "release", "search"])
+def test_a_button_action_reached_by_address_changes_nothing_and_shows_its_page(
+    client, clinician, staff_user, action
+):
+    """As after signing in again with ``next`` pointing at a button's action: never a 405."""
+    screening = flagged_screening(staff_user, ["BP-01"])
+    if action == "release":
+        reviews.claim_screening(screening_id=screening.pk, user=clinician)
+    client.force_login(clinician)
+    args = [] if action == "search" else [screening.pk]
+    response = client.get(reverse(f"admin:intake_screening_{action}", args=args), follow=True)
+    assert response.status_code == 200
+    screening.refresh_from_db()
+    if action == "search":
+        assert response.redirect_chain[-1][0] == reverse("admin:intake_screening_changelist")
+        assert SEARCHES_KEY not in client.session
+        return
+    assert response.redirect_chain[-1][0] == reverse(
+        "admin:intake_screening_change", args=[screening.pk]
+    )
+    assert "Nothing was changed: that action is done with its button on this page." in (
+        response.content.decode()
+    )
+    expected = clinician if action == "release" else None
+    assert screening.claimed_by == expected
+
+
 def _queue_queries(client, user):
     client.force_login(user)
     url = reverse("admin:intake_screening_changelist")

@@ -506,6 +506,23 @@ def test_each_medication_row_error_links_to_the_input_it_is_about(staff_client):
     assert page.count('class="med-row-invalid"') == 2
 
 
+def test_summary_lines_lead_with_the_question_without_doubled_punctuation(staff_client):
+    page = medication_errors_page(staff_client, [{"name": "", "dose": "5 mg", "frequency": ""}])
+    summary = page.split('id="error-summary"')[1].split("</ul>")[0]
+    medications = instrument.question("medications").label
+    assert medications.endswith(".")
+    assert f"{escape(medications[:-1])}: Row 1: enter the medicine" in summary
+    data = post_data("medications", quiet_answers(med_none=False))
+    data.pop("medications-med_reviewed_with_patient", None)
+    draft = Draft.objects.latest("pk")
+    page = staff_client.post(step_url(draft, "medications"), data).content.decode()
+    summary = page.split('id="error-summary"')[1].split("</ul>")[0]
+    reviewed = instrument.question("med_reviewed_with_patient").label
+    assert reviewed.endswith("?")
+    assert f"{escape(reviewed)} Choose an answer." in summary
+    assert ".:" not in summary and "?:" not in summary
+
+
 def test_an_empty_medication_list_error_links_to_the_first_name(staff_client):
     page = medication_errors_page(staff_client, [])
     summary = page.split('id="error-summary"')[1].split("</ul>")[0]
@@ -1070,6 +1087,8 @@ def test_a_review_page_shown_under_earlier_thresholds_is_not_submitted(staff_cli
     )
     assert "HR-02" not in html and "Thresholds version 1." in html
     assert hidden_value(response, "thresholds_version") == "1"
+    # The answers it confirmed are the ones shown: the confirmation stays ticked.
+    assert re.search(r'<input type="checkbox" name="review-staff_attestation"[^>]* checked', html)
     # Leaving the page is not held up: only submitting depends on its flags.
     back = post_review(staff_client, draft, answers, shown, wizard_goto_step="logistics")
     assert back.status_code == 302 and back["Location"].endswith("/logistics/")

@@ -514,7 +514,7 @@ def test_a_review_page_from_before_a_threshold_change_is_shown_again(
     assert "thresholds changed since this page was shown (now version 1)" in notice
     assert "HR-02" not in page.content()
     page.screenshot(path=str(screenshots / "review-thresholds-changed.png"), full_page=True)
-    page.check('[name="review-staff_attestation"]')
+    assert page.is_checked('[name="review-staff_attestation"]')  # the same answers: it holds
     page.click("form [data-submit-once]")
     page.wait_for_url("**/screenings/*/")
     assert Screening.objects.get().thresholds_version == 1
