@@ -784,6 +784,16 @@ def test_a_stale_second_signature_gets_a_clear_message_and_keeps_its_note(
     assert Review.objects.get().clinician == first
 
 
+def void_current_review(screening, clinic_admin, reason="Wrong chart"):
+    """Unlock ``screening`` as ``clinic_admin``, voiding the review in force."""
+    reviews.unlock_screening(
+        screening_id=screening.pk,
+        user=clinic_admin,
+        review_id=reviews.current_review(screening).pk,
+        reason=reason,
+    )
+
+
 def test_a_review_form_opened_before_a_review_came_and_went_is_refused_once(
     client, make_user, clinic_admin, staff_user
 ):
@@ -792,12 +802,7 @@ def test_a_review_form_opened_before_a_review_came_and_went_is_refused_once(
     assert 'name="reviews_seen" value="0"' in page.content.decode()
     # Meanwhile: first signs, a clinic admin voids it and puts the screening back.
     signed(screening, first)
-    reviews.unlock_screening(
-        screening_id=screening.pk,
-        user=clinic_admin,
-        review_id=reviews.current_review(screening).pk,
-        reason="Wrong chart",
-    )
+    void_current_review(screening, clinic_admin)
     reviews.release_claim(screening_id=screening.pk, user=clinic_admin, claimed_by_id=first.pk)
     data = review_post(screening) | {"reviews_seen": 0, "note": "Second's careful note."}
     response = client.post(url, data)
@@ -842,12 +847,7 @@ def test_a_signed_screening_shows_locked_with_review_addendum_and_void_history(
     client, clinician, clinic_admin, staff_user
 ):
     screening = signed(flagged_screening(staff_user, ["SUI-01"]), clinician)
-    reviews.unlock_screening(
-        screening_id=screening.pk,
-        user=clinic_admin,
-        review_id=reviews.current_review(screening).pk,
-        reason="Wrong chart",
-    )
+    void_current_review(screening, clinic_admin)
     signed(screening, clinician)
     reviews.add_addendum(
         screening_id=screening.pk,
