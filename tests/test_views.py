@@ -160,6 +160,32 @@ def test_home_counts_each_flag_once_and_says_when_there_are_none(client, staff_u
     assert "No flags" in body
 
 
+def test_home_lists_stay_tables_for_screen_readers_with_a_label_in_every_cell(client, staff_user):
+    client.force_login(staff_user)
+    start(client)
+    make_screening(staff_user, last_name="Labelled")
+    body = client.get(reverse("intake:home")).content.decode()
+    tables = re.findall(r"<table [^>]*home-list[^>]*>.*?</table>", body, re.S)
+    assert len(tables) == 2
+    for table in tables:
+        # Explicit roles: a narrow screen shows rows as cards (CSS display), which drops a
+        # table's semantics in some browsers.
+        assert 'role="table"' in table.split(">", 1)[0]
+        headers = re.findall(r'<th scope="col" role="columnheader">(.*?)</th>', table, re.S)
+        assert len(headers) == 4 == table.count("<th ")
+        rows = re.findall(r'<tr role="row">(.*?)</tr>', table.split("<tbody", 1)[1], re.S)
+        assert len(rows) == 1
+        cells = re.findall(r'<td role="cell"', rows[0])
+        assert len(cells) == 4 == rows[0].count("<td")
+        # A card's cells are labelled with their column's header (the action cell needs
+        # none: its button says what it does); screen readers skip the copy.
+        labels = re.findall(
+            r'<span class="home-list-label" aria-hidden="true">(.*?)</span>', rows[0]
+        )
+        assert labels == [h for h in headers if "visually-hidden" not in h]
+        assert rows[0].count("home-list-label") == len(labels)
+
+
 def test_new_screening_post_creates_a_draft_and_enters_the_wizard(client, staff_user):
     client.force_login(staff_user)
     response = client.post(reverse("intake:new_screening"))

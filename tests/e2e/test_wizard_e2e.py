@@ -617,6 +617,18 @@ def test_staff_pages_reflow_at_320_px_with_44_px_targets_on_touch(
             problems[f"{name} targets"] = small
         if found := run_axe(page):
             problems[f"{name} axe"] = found
+        if name == "home":
+            # Each row is a card: its "Resume" in view without scrolling sideways, its cells
+            # labelled.
+            outside = page.evaluate(
+                """() => Array.from(document.querySelectorAll('.home-list .btn'))
+                    .map((e) => e.getBoundingClientRect())
+                    .filter((box) => box.left < 0 || box.right > window.innerWidth).length"""
+            )
+            if outside or not page.locator(".home-list .btn").count():
+                problems["home Resume out of view"] = outside
+            if not page.locator(".home-list-label").first.is_visible():
+                problems["home labels"] = "hidden"
         # Last: a full-page capture drops the touch emulation while it runs.
         page.screenshot(path=str(screenshots / f"320-touch-{name}.png"), full_page=True)
     assert page.locator(".urgent-banner").is_visible()
