@@ -153,3 +153,37 @@ def test_the_review_form_is_tappable_on_a_tablet(live_server, chromium, queue):
     assert page.locator(".rp-ack input").first.is_checked()
     page.screenshot(path=str(ARTIFACTS / "e2e-record-review-tablet.png"))
     context.close()
+
+
+def test_the_queue_sort_icons_are_tappable_on_a_tablet(live_server, chromium, queue):
+    clinician, _urgent = queue
+    context = chromium.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
+    page = context.new_page()
+    page.goto(live_server.url + "/admin/login/")
+    page.fill("#id_username", clinician.username)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    # Sorted by two columns: each shows "remove from sorting" and "toggle", a priority between.
+    page.goto(live_server.url + reverse("admin:intake_screening_changelist") + "?o=2.-3")
+    # Every point of the 44 px square around each icon's centre reaches that icon's link,
+    # with no hover first ("remove" shows only on hover with a mouse).
+    missed = page.evaluate(
+        """() => Array.from(document.querySelectorAll('#result_list thead .sortoptions a'))
+            .flatMap((a) => {
+              const box = a.getBoundingClientRect();
+              const x = box.left + box.width / 2, y = box.top + box.height / 2;
+              const misses = [];
+              for (const dx of [-21, -10, 0, 10, 21]) for (const dy of [-21, -10, 0, 10, 21]) {
+                const hit = document.elementFromPoint(x + dx, y + dy);
+                if (!hit || hit.closest('a') !== a) misses.push([a.className, dx, dy]);
+              }
+              return misses;
+            })"""
+    )
+    assert page.locator("#result_list thead .sortoptions a").count() == 4
+    assert missed == []
+    remove = page.locator("#result_list thead .sortoptions a.sortremove").first
+    remove.tap()
+    page.wait_for_url("**?o=-3")
+    page.locator("#result_list").screenshot(path=str(ARTIFACTS / "e2e-queue-sort-tablet.png"))
+    context.close()
