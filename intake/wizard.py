@@ -11,6 +11,7 @@ stored, comes from a page another tab has overtaken: it stores nothing and
 shows the step again with what it posted and what the other tab saved.
 """
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -57,6 +58,10 @@ PAGE_TOKEN_LENGTH = 32
 STEP_WRITERS = "step_writers"  # extra data: step -> token of the page that saved it last
 # Set on a page shown again after a conflict: there only "Next" keeps its entries.
 CONFLICT_SHOWN = "conflict_shown"
+# Extra data: step -> the entries of an overtaken page that left with nobody to show both
+# versions to (a closed or hidden tab, the idle timeout, "Sign out"). Never answers: the step
+# shows them until someone saves it from its page.
+HELD_ENTRIES = "held_entries"
 SIGNED_OUT_SAVED = gettext_lazy(
     "Signed out. Your draft was saved; sign in to continue where you left off."
 )
@@ -214,6 +219,21 @@ CONDITIONAL_FIELDS = {
     step.slug: frozenset(field_names(step.slug, q.code) for q in step.questions if q.shown_when)
     for step in instrument.STEPS
 }
+
+
+def typed_display(q, typed):
+    """Return raw posted values of question ``q`` (see ``raw_value``) as staff read them."""
+    if q.type == instrument.MED_LIST:
+        rows = {}
+        for key, values in typed:
+            row, _sep, part = key.rpartition("-")
+            rows.setdefault(row, {})[part] = " ".join(values)
+        return "; ".join(
+            " ".join(row[part] for part in ("name", "dose", "frequency") if row.get(part))
+            for _key, row in sorted(rows.items())
+        )
+    labels = {str(choice.key): str(choice.label) for choice in q.choices}
+    return ", ".join(labels.get(value, value) for value in typed) or str(_("no answer"))
 
 
 def raw_value(data, slug, q):
@@ -486,7 +506,8 @@ class ScreeningWizard(NamedUrlWizardView):
             )
             % {"button": self.keep_button_label(step)},
             "items": [
-                {"label": q.label, "saved": self.saved_display(step, q, stored)} for q in changed
+                {"code": q.code, "label": q.label, "saved": self.saved_display(step, q, stored)}
+                for q in changed
             ],
         }
 
@@ -522,6 +543,9 @@ class ScreeningWizard(NamedUrlWizardView):
             "The entries on the last page were not saved: that step had been changed in "
             "another tab or window. Sign in to check it."
         )
+        if (autosave or sign_out) and not notice["review"]:
+            # Nobody may be left to see both versions: the step shows these entries.
+            self.hold_entries(step, form, notice)
         if autosave == AUTOSAVE_IN_BACKGROUND:
             return HttpResponse(status=409)
         if autosave == AUTOSAVE_AT_TIMEOUT:
@@ -554,10 +578,53 @@ class ScreeningWizard(NamedUrlWizardView):
         self.storage.keep_stored()
         return response
 
+    def hold_entries(self, step, form, notice):
+        """Keep the entries of an overtaken page to show on ``step``; the answers stay as saved."""
+        mine = self.get_form_step_data(form)
+        tz = timezone.get_current_timezone()
+        items = []
+        for item in notice["items"]:
+            q = instrument.question(item["code"])
+            if q.code in form.answers:
+                typed = instrument.display_value(q.code, form.answers[q.code], tz)
+            else:
+                typed = typed_display(q, raw_value(mine, step, q))
+            items.append({"label": str(q.label), "typed": typed})
+        held = dict(self.storage.extra_data.get(HELD_ENTRIES) or {})
+        held[step] = {"at": timezone.now().isoformat(), "items": items}
+        self.storage.extra_data[HELD_ENTRIES] = held
+        # Nothing else of the state moves: not even formtools' current step.
+        self.storage.current_step = (self.draft.wizard_state or {}).get(self.storage.step_key)
+        with transaction.atomic():
+            self.storage.save()
+            audit.record(
+                action="intake.draft.saved",
+                request=self.request,
+                obj=self.draft,
+                detail={"step": step, "entries_held": True},
+            )
+
+    def held_entries(self, step):
+        """Return the held entries of ``step`` (see ``hold_entries``), or None."""
+        held = (self.storage.extra_data.get(HELD_ENTRIES) or {}).get(step)
+        if not held:
+            return None
+        return {
+            "at": timezone.localtime(dt.datetime.fromisoformat(held["at"])),
+            "items": held["items"],
+        }
+
     def store_step(self, step, form):
         """Keep what was typed on ``step`` and recompute the draft's pruned answers."""
         self.storage.set_step_data(step, self.get_form_step_data(form))
         extra = self.storage.extra_data
+        if step in (extra.get(HELD_ENTRIES) or {}) and (
+            self.request.POST.get("autosave") != AUTOSAVE_IN_BACKGROUND
+        ):
+            # Saved from the step's page, where the held entries were shown.
+            extra[HELD_ENTRIES] = {
+                slug: held for slug, held in extra[HELD_ENTRIES].items() if slug != step
+            }
         token = self.request.POST.get(PAGE_TOKEN)
         if token and len(token) <= PAGE_TOKEN_LENGTH:
             extra[STEP_WRITERS] = {**(extra.get(STEP_WRITERS) or {}), step: token}
@@ -720,6 +787,8 @@ class ScreeningWizard(NamedUrlWizardView):
             step_digest=self.step_digest(step),
             page_token=secrets.token_urlsafe(16),
             stale_notice=self.stale_notice,
+            # A page shown again with both versions already shows its own entries.
+            held_entries=None if self.stale_notice else self.held_entries(step),
             wizard_config={
                 "visibility": visibility(self.thresholds),
                 "answers": js_answers(earlier_answers(self.answers, step)),
@@ -871,6 +940,12 @@ def review_context(wizard, flags):
         "incomplete_steps": [
             {"title": step.title, "url": wizard.get_step_url(step.slug) + "?return=review"}
             for step in incomplete
+        ],
+        "held_steps": [
+            {"title": step.title, "url": wizard.get_step_url(step.slug) + "?return=review"}
+            for step in instrument.STEPS
+            if step.slug in (wizard.storage.extra_data.get(HELD_ENTRIES) or {})
+            and step.slug in wizard.get_form_list()
         ],
         "flags": ordered,
         "flags_available": flags is not None,

@@ -12,6 +12,7 @@ from django.utils.html import escape
 
 from intake import instrument, thresholds
 from intake.models import AuditEvent, Draft, Screening
+from intake.wizard import HELD_ENTRIES, typed_display
 from tests.factories import quiet_answers
 from tests.wizard_helpers import (
     applicable_steps,
@@ -928,7 +929,7 @@ def test_a_stale_page_posting_what_is_stored_saves_without_a_warning(staff_clien
     assert response["Location"] == step_url(draft, "patient")
 
 
-def test_a_stale_background_save_is_refused_and_stores_nothing(staff_client):
+def test_a_stale_background_save_is_refused_and_stores_no_answer(staff_client):
     draft, tab_a = two_tabs_on_vitals(staff_client)
     before = draft.wizard_state
     response = staff_client.post(
@@ -943,7 +944,123 @@ def test_a_stale_background_save_is_refused_and_stores_nothing(staff_client):
     )
     assert response.status_code == 409
     draft.refresh_from_db()
-    assert draft.wizard_state == before and draft.answers["vit_hr"] == 135
+    assert draft.answers["vit_hr"] == 135
+    # Only the held entries (shown on the step, never answers) were added.
+    held = draft.wizard_state["extra_data"].pop(HELD_ENTRIES)
+    assert draft.wizard_state == before
+    assert list(held) == ["vitals"]
+
+
+# Entries of an overtaken page that left (hidden or closed tab, idle timeout, sign-out)
+# are held on the draft and shown on their step, never taken as answers.
+HR_LABEL = "Heart rate, beats per minute (clinician)"
+LEAVING = {
+    "closed tab": {"wizard_save_exit": "1", "autosave": "background"},
+    "idle timeout": {"wizard_save_exit": "1", "autosave": "1"},
+    "sign out": {"wizard_sign_out": "1"},
+}
+
+
+def held_notice(response):
+    """Return the text of the step's held-entries notice, or None."""
+    html = response.content.decode()
+    if 'id="held-entries"' not in html:
+        return None
+    return re.sub(r"\s+", " ", html.split('id="held-entries"', 1)[1].split("</div>", 1)[0])
+
+
+@pytest.mark.parametrize("leaving", LEAVING)
+def test_entries_of_an_overtaken_page_that_left_are_shown_on_the_step(staff_client, leaving):
+    draft, tab_a = two_tabs_on_vitals(staff_client)
+    post_stale(staff_client, draft, tab_a, hr=72, **LEAVING[leaving])
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 135  # the other tab's answer stands
+    staff_client.force_login(draft.created_by)  # back after signing in, if signed out
+    page = staff_client.get(step_url(draft, "vitals"))
+    notice = held_notice(page)
+    assert notice is not None
+    assert "Entries from another tab or window were not saved" in notice
+    assert f"{HR_LABEL}: <strong>72</strong>" in notice
+    # Only what differed from the saved step is held.
+    assert "Systolic" not in notice
+    assert page.context["form"]["vit_hr"].value() == "135"
+    event = AuditEvent.objects.filter(action="intake.draft.saved").latest("pk")
+    assert event.detail == {"step": "vitals", "entries_held": True}
+
+
+def test_held_entries_read_as_staff_typed_them(staff_client):
+    draft, tab_a = two_tabs_on_vitals(staff_client)
+    # A value the form refuses is held as typed.
+    staff_client.post(
+        step_url(draft, "vitals"),
+        post_data(
+            "vitals",
+            quiet_answers(vit_hr=135),
+            step_digest=hidden_value(tab_a, "step_digest"),
+            **{"vitals-vit_hr": "9O"},
+            **LEAVING["closed tab"],
+        ),
+    )
+    notice = held_notice(staff_client.get(step_url(draft, "vitals")))
+    assert f"{HR_LABEL}: <strong>9O</strong>" in notice
+
+
+def test_held_entries_show_choice_labels_and_medication_rows():
+    q = instrument.question("cv_htn")
+    assert typed_display(q, ["unsure"]) == "Unsure"
+    assert typed_display(q, []) == "no answer"
+    meds = instrument.question("medications")
+    typed = [
+        ("medications-medications-0-dose", ["50 mg"]),
+        ("medications-medications-0-name", ["Sertraline"]),
+        ("medications-medications-1-name", ["Lithium"]),
+    ]
+    assert typed_display(meds, typed) == "Sertraline 50 mg; Lithium"
+
+
+def test_held_entries_stay_until_the_step_is_saved_from_its_page(staff_client):
+    draft, tab_a = two_tabs_on_vitals(staff_client)
+    post_stale(staff_client, draft, tab_a, hr=72, **LEAVING["closed tab"])
+    page = staff_client.get(step_url(draft, "vitals"))
+    # A background save of the page showing them is not someone reading them.
+    assert post_stale(staff_client, draft, page, hr=135, **LEAVING["closed tab"]).status_code == 204
+    page = staff_client.get(step_url(draft, "vitals"))
+    assert held_notice(page) is not None
+    # "Next" from it is.
+    assert post_stale(staff_client, draft, page, hr=72).status_code == 302
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 72
+    assert HELD_ENTRIES in draft.wizard_state["extra_data"]
+    assert draft.wizard_state["extra_data"][HELD_ENTRIES] == {}
+    assert held_notice(staff_client.get(step_url(draft, "vitals"))) is None
+
+
+def test_a_page_shown_again_with_both_versions_does_not_repeat_the_held_entries(staff_client):
+    draft, tab_a = two_tabs_on_vitals(staff_client)
+    post_stale(staff_client, draft, tab_a, hr=72, **LEAVING["closed tab"])
+    # The same (still open) tab's "Next": both versions are on the page already.
+    shown_again = post_stale(staff_client, draft, tab_a, hr=72)
+    assert shown_again.status_code == 200
+    assert 'id="changed-elsewhere"' in shown_again.content.decode()
+    assert held_notice(shown_again) is None
+
+
+def test_the_review_page_names_the_steps_with_held_entries(staff_client):
+    draft, tab_a = two_tabs_on_vitals(staff_client)
+    post_stale(staff_client, draft, tab_a, hr=72, **LEAVING["closed tab"])
+    html = staff_client.get(step_url(draft, "review")).content.decode()
+    section = html.split('id="held-title"', 1)[1].split("</section>", 1)[0]
+    assert f'href="{step_url(draft, "vitals")}?return=review"' in section
+    assert "Vital signs" in section
+
+
+def test_nothing_is_held_when_the_stale_page_had_nothing_of_its_own(staff_client):
+    draft, tab_a = two_tabs_on_vitals(staff_client)
+    # It posts what is stored now: no conflict, a normal background save.
+    response = post_stale(staff_client, draft, tab_a, hr=135, **LEAVING["closed tab"])
+    assert response.status_code == 204
+    draft.refresh_from_db()
+    assert HELD_ENTRIES not in draft.wizard_state["extra_data"]
 
 
 def test_a_stale_timeout_save_signs_out_and_says_the_entries_were_not_saved(staff_client):

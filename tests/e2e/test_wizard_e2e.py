@@ -446,6 +446,36 @@ def test_a_stale_tab_shows_the_other_tabs_answer_instead_of_undoing_it(
     assert draft.answers["vit_hr"] == 72
 
 
+def test_a_stale_tab_closed_with_entries_leaves_them_on_the_step(
+    signed_in_page, live_server, e2e_staff, screenshots
+):
+    tab_a = signed_in_page
+    draft, url = overtaken_vitals(tab_a, live_server, e2e_staff, "vit_hr", "135")
+    tab_a.fill('[name="vitals-vit_hr"]', "99")
+    tab_a.close(run_before_unload=True)  # its background save goes, and is refused (409)
+    tab_b = tab_a.context.pages[-1]
+    for _ in range(50):
+        draft.refresh_from_db()
+        if "held_entries" in draft.wizard_state["extra_data"]:
+            break
+        tab_b.wait_for_timeout(100)
+    assert draft.answers["vit_hr"] == 135
+    tab_b.goto(url)
+    notice = tab_b.locator("#held-entries")
+    assert "Heart rate, beats per minute (clinician): 99" in notice.inner_text()
+    assert tab_b.input_value('[name="vitals-vit_hr"]') == "135"
+    tab_b.set_viewport_size({"width": 1024, "height": 768})
+    tab_b.screenshot(path=str(screenshots / "held-entries-1024.png"))
+    # Typing the held value and "Next" keeps it, and the notice goes.
+    tab_b.fill('[name="vitals-vit_hr"]', "99")
+    tab_b.click(NEXT)
+    tab_b.wait_for_url("**/cardiovascular/")
+    tab_b.goto(url)
+    assert tab_b.locator("#held-entries").count() == 0
+    draft.refresh_from_db()
+    assert draft.answers["vit_hr"] == 99
+
+
 def test_a_section_link_on_a_stale_tab_warns_instead_of_losing_what_was_typed(
     signed_in_page, live_server, e2e_staff
 ):
