@@ -541,7 +541,7 @@ class ScreeningWizard(NamedUrlWizardView):
         self.storage.keep_stored()
         not_saved = _(
             "The entries on the last page were not saved: that step had been changed in "
-            "another tab or window. Sign in to check it."
+            "another tab or window. Sign in to check it: the step shows what was typed."
         )
         if (autosave or sign_out) and not notice["review"]:
             # Nobody may be left to see both versions: the step shows these entries.
