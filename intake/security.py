@@ -25,7 +25,10 @@ off; checked in ``tests/test_security.py``):
   clinic admin lifts the stale lockout first, not at all (the lift is audited).
 """
 
+import hashlib
+import hmac
 import math
+import unicodedata
 from functools import cache
 
 from axes.attempts import get_cool_off_threshold
@@ -235,6 +238,10 @@ def account_username(typed):
     if not typed:
         return None
     field = get_user_model().USERNAME_FIELD
+    if len(str(typed)) > get_user_model()._meta.get_field(field).max_length:
+        # No account has so long a name; the database need not be asked (SQLite refuses
+        # a LIKE pattern of 50,000 characters).
+        return None
     names = list(
         get_user_model()
         ._default_manager.filter(**{f"{field}__iexact": str(typed)})
@@ -245,24 +252,41 @@ def account_username(typed):
     return names[0] if len(names) == 1 else None
 
 
-# What axes records instead of a typed name that is no account's. Django's
-# username validator allows no spaces or brackets, so no account can have it.
+# What axes records instead of a typed name that is no account's, followed by a
+# short keyed digest of that name. Django's username validator allows no spaces or
+# brackets, so no account can have it.
 NO_SUCH_ACCOUNT = "(no such account)"
 
 
+def no_such_account_key(typed):
+    """Return the key axes counts failures under for ``typed``, a name that is no account's.
+
+    Each such name counts on its own, as an account's does: a shared count told an
+    account's name apart from others once it ran out (the others were refused as
+    locked out, the account's still answered "wrong password"). The digest is keyed
+    and cut to 32 bits, so the row does not keep the text (which may be a password
+    typed into the wrong box), and names differing only in case, width or spaces
+    around them count together, as accounts' names do.
+    """
+    name = unicodedata.normalize("NFKC", str(typed or "")).strip().casefold()
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"intake.lockout:{name}".encode(), hashlib.sha256
+    ).hexdigest()[:8]
+    return f"{NO_SUCH_ACCOUNT[:-1]} {digest})"
+
+
 def lockout_username(request, credentials=None):
-    """Return the username axes counts failures under: an account's, or ``NO_SUCH_ACCOUNT``.
+    """Return the username axes counts failures under: an account's, or a no-account key.
 
     axes keeps this in its attempt rows, which clinic admins read under
     "Sign-in lockouts": text that names no account (a patient's name typed in
-    the wrong box, a password) is never kept. Failures under names that are no
-    account share one count per address, so guessing names still locks out.
+    the wrong box, a password) is never kept (see ``no_such_account_key``).
     """
     if credentials is not None:
         typed = credentials.get(settings.AXES_USERNAME_FORM_FIELD)
     else:
         typed = getattr(request, "POST", {}).get(settings.AXES_USERNAME_FORM_FIELD)
-    return account_username(typed) or NO_SUCH_ACCOUNT
+    return account_username(typed) or no_such_account_key(typed)
 
 
 def username_detail(typed):

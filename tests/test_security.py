@@ -11,7 +11,7 @@ from axes.models import AccessAttempt
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.sessions.models import Session
 from django.test import Client, override_settings
-from django.urls import URLPattern, URLResolver, get_resolver, path, reverse
+from django.urls import URLPattern, URLResolver, get_resolver, path, reverse, reverse_lazy
 from django.utils import timezone
 
 from intake.models import AuditEvent
@@ -401,16 +401,49 @@ def test_an_ended_lockout_of_a_name_that_is_no_account_keeps_it_out(client, staf
 def test_lockout_rows_never_keep_text_that_names_no_account(client, staff_user):
     from intake.security import NO_SUCH_ACCOUNT
 
-    # A patient's name and MRN typed in the username box, then other unknown names:
-    # they share one count per address, so guessing names still locks out.
+    # A patient's name and MRN typed in the username box, then other unknown names.
     typed = ["Zanthia Quorvel QX-77123", "Tr0ub4dor&3", "nobody", "no-one", "zz"]
-    responses = [sign_in(client, name, "wrong-password") for name in typed]
-    assert responses[-1].status_code == 429
-    assert list(AccessAttempt.objects.values_list("username", flat=True)) == [NO_SUCH_ACCOUNT]
+    for name in typed:
+        sign_in(client, name, "wrong-password")
+    keys = list(AccessAttempt.objects.values_list("username", flat=True))
+    assert len(set(keys)) == 5
+    assert all(key.startswith(NO_SUCH_ACCOUNT[:-1] + " ") for key in keys)
     stored = json.dumps(list(AccessAttempt.objects.values()), default=str)
     assert all(name not in stored for name in typed)
+
+
+@pytest.mark.django_db
+def test_a_name_that_is_no_account_locks_out_like_an_accounts(client, staff_user):
+    # Its variants in case, width and surrounding spaces count together, as an account's do.
+    variants = ["nobody", "NOBODY", " nobody ", "Ｎｏｂｏｄｙ", "NoBody"]
+    responses = [sign_in(client, name, "wrong-password") for name in variants]
+    assert [r.status_code for r in responses] == [200, 200, 200, 200, 429]
+    assert AccessAttempt.objects.count() == 1
     # The account's own count is apart: staff can still sign in from the same address.
     assert sign_in(client, "staff", PASSWORD).status_code == 302
+
+
+@pytest.mark.django_db
+def test_lockouts_do_not_tell_which_names_are_accounts(client, staff_user, clinician):
+    # Guessing many names from one address: a name that is no account answers as an
+    # account's does (a shared count used to run out and refuse only the others).
+    for index in range(6):
+        sign_in(client, f"guess-{index}", "wrong-password")
+    unknown = sign_in(client, "guess-new", "wrong-password")
+    known = sign_in(client, "clinician", "wrong-password")
+    assert unknown.status_code == known.status_code == 200
+    assert "Please enter a correct username and password" in unknown.content.decode()
+    assert "Please enter a correct username and password" in known.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", [reverse_lazy("login"), reverse_lazy("admin:login")])
+def test_a_username_too_long_for_any_account_gets_the_normal_error(client, staff_user, url):
+    response = sign_in(client, "x" * 50_001, "wrong-password", url=str(url))
+    assert response.status_code == 200
+    assert "correct username and password" in response.content.decode()
+    row = AuditEvent.objects.get(action="intake.auth.login_failed")
+    assert row.detail == {"username": None, "unknown_username": True}
 
 
 @pytest.mark.django_db
