@@ -31,6 +31,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from intake import audit
+from intake.admin_actions import CheckedSelectionMixin
 from intake.security import failure_limit, lockout_end, lockouts_in_force_q, username_detail
 
 
@@ -114,7 +115,7 @@ if admin.site.is_registered(AccessAttempt):
 
 
 @admin.register(AccessAttempt)
-class LockoutAdmin(axes.admin.AccessAttemptAdmin):
+class LockoutAdmin(CheckedSelectionMixin, axes.admin.AccessAttemptAdmin):
     """axes' access attempts, without the raw form data, in local time, every deletion audited."""
 
     fieldsets = (

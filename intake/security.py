@@ -47,7 +47,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connections, router, transaction
 from django.db.models import Q
 from django.dispatch import receiver
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
@@ -367,6 +367,43 @@ class NoStoreMiddleware:
         if not response.has_header("Cache-Control"):
             add_never_cache_headers(response)  # no-cache, no-store, must-revalidate, private
         return response
+
+
+def _without_nul(data):
+    """Return QueryDict ``data`` without NUL characters, or None if it has none."""
+    if not any("\x00" in key or any("\x00" in v for v in values) for key, values in data.lists()):
+        return None
+    clean = QueryDict(mutable=True, encoding=data.encoding)
+    for key, values in data.lists():
+        clean.setlist(key.replace("\x00", ""), [value.replace("\x00", "") for value in values])
+    clean._mutable = False
+    return clean
+
+
+class NulFreeInputMiddleware:
+    """Take NUL characters out of every submitted name and value, in the address or a form.
+
+    No text the app keeps or looks up means anything with one, and PostgreSQL
+    refuses them in a query: a search, filter or id with one reached the database
+    as a server error. (The wizard removed them from answers already.)
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if (clean := _without_nul(request.GET)) is not None:
+            request.GET = clean
+        if (
+            request.method == "POST"
+            and request.content_type in FORM_CONTENT_TYPES
+            and (clean := _without_nul(request.POST)) is not None
+        ):
+            request.POST = clean
+        return self.get_response(request)
+
+
+FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 @never_cache

@@ -93,6 +93,25 @@ def test_bulk_delete_action_audits_every_lockout_it_lifts(staff_user, clinician,
     assert "typed-a-secret" not in str(list(AuditEvent.objects.values_list("detail", flat=True)))
 
 
+@pytest.mark.parametrize("garbled", ["abc", "1.5", ""])
+def test_a_bulk_action_on_a_selection_it_does_not_understand_does_nothing(
+    staff_user, clinic_admin, garbled
+):
+    lock_out(Client(), "staff")
+    admin = Client()
+    admin.force_login(clinic_admin)
+    attempt = AccessAttempt.objects.get()
+    response = admin.post(
+        changelist(),
+        {"action": "delete_selected", "_selected_action": [attempt.pk, garbled], "post": "yes"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "Nothing was done: the selection was not understood." in response.content.decode()
+    assert AccessAttempt.objects.filter(pk=attempt.pk).exists()
+    assert not AuditEvent.objects.filter(action="intake.auth.lockout_lifted").exists()
+
+
 def test_axes_clean_up_action_is_not_offered(clinic_admin):
     lock_out(Client(), "nobody")
     admin = Client()

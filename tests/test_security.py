@@ -768,3 +768,58 @@ def test_the_sign_in_page_reached_after_a_timeout_says_why(client):
     response = client.get(reverse("login"), {"next": "/", "timeout": "1"})
     assert "You were signed out after 15 minutes without activity." in response.content.decode()
     assert "without activity" not in client.get(reverse("login")).content.decode()
+
+
+# ---------------------------------------------------------------------------
+# NUL characters in what is sent (PostgreSQL refuses them in a query)
+
+
+def test_nul_characters_leave_the_address_and_forms_before_any_view():
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from intake.security import NulFreeInputMiddleware
+
+    seen = {}
+
+    def view(request):
+        seen["GET"], seen["POST"] = request.GET, request.POST
+        return HttpResponse()
+
+    middleware = NulFreeInputMiddleware(view)
+    factory = RequestFactory()
+    middleware(factory.post("/x/?q=a%00b&e%00=1", {"note": "line\x00two", "id": ["1\x00", "2"]}))
+    assert seen["GET"].dict() == {"q": "ab", "e": "1"}
+    assert seen["POST"].getlist("id") == ["1", "2"] and seen["POST"]["note"] == "linetwo"
+    assert not seen["GET"]._mutable and not seen["POST"]._mutable
+    # Untouched without NUL; a body that is not a form is the view's own to read.
+    middleware(factory.get("/x/?q=plain"))
+    assert seen["GET"].urlencode() == "q=plain"
+    middleware(factory.post("/x/", '{"a": "\\u0000"}', content_type="application/json"))
+    assert not seen["POST"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/intake/screening/?q=%00",
+        "/admin/intake/screening/?q=a%00b&state=all",
+        "/admin/autocomplete/?app_label=intake&model_name=screening&field_name=submitted_by"
+        "&term=%00",
+    ],
+)
+def test_a_nul_in_the_queues_address_is_no_server_error(client, clinician, url):
+    client.force_login(clinician)
+    response = client.get(url, follow=True)
+    assert response.status_code in (200, 403)
+
+
+@pytest.mark.django_db
+def test_a_nul_in_a_posted_search_or_filter_is_no_server_error(client, clinician, clinic_admin):
+    client.force_login(clinician)
+    response = client.post(reverse("admin:intake_screening_search"), {"q": "a\x00b"}, follow=True)
+    assert response.status_code == 200
+    client.force_login(clinic_admin)
+    response = client.get("/admin/intake/auditevent/?action=%00")
+    assert response.status_code == 200
