@@ -22,7 +22,7 @@ def _requested_version(request):
     raw = request.GET.get("version")
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 6:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
         raise Http404
     return int(raw)
 

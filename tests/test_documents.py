@@ -246,7 +246,8 @@ def test_older_version_by_query_and_missing_versions_404(client, screening, clin
         .detail["version"]
         == 1
     )
-    for bad in ("3", "0", "abc", "-1", "1.0"):
+    # "²" and "١" are digits to str.isdigit(), not to int().
+    for bad in ("3", "0", "abc", "-1", "1.0", "%C2%B2", "%D9%A1", "9" * 7):
         assert client.get(urls(screening)["pdf"] + f"?version={bad}").status_code == 404
 
 
