@@ -6,6 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
+from django.shortcuts import render
 
 from intake import audit
 from intake.roles import ADMIN_ROLES
@@ -61,7 +62,16 @@ class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
 
 
 class LogoutView(auth_views.LogoutView):
-    """Django's sign-out; after the idle timeout (idle.js posts ``idle=1``) it says why."""
+    """Django's sign-out; after the idle timeout (idle.js posts ``idle=1``) it says why.
+
+    Its address opened (a bookmark, a typed address) asks for the button instead of
+    a blank "method not allowed": signing out stays a POST.
+    """
+
+    http_method_names = ["get", "post", "options"]
+
+    def get(self, request, *args, **kwargs):
+        return render(request, "registration/logout_confirm.html")
 
     def post(self, request, *args, **kwargs):
         response = super().post(request, *args, **kwargs)

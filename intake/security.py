@@ -406,6 +406,21 @@ class NulFreeInputMiddleware:
 FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+class MethodNotAllowedPageMiddleware:
+    """Draw Django's blank 405 (an action's address opened, not posted) as a page that says so."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code != 405 or response.content:
+            return response
+        page = render(request, "405.html", status=405)
+        page["Allow"] = response.get("Allow", "")
+        return page
+
+
 @never_cache
 @require_POST
 def keepalive(request):

@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Inside the CSP middleware, so the page it draws has the policy too.
+    "intake.security.MethodNotAllowedPageMiddleware",
     # Last, so it can turn a lockout signalled by the backend into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]

@@ -823,3 +823,38 @@ def test_a_nul_in_a_posted_search_or_filter_is_no_server_error(client, clinician
     client.force_login(clinic_admin)
     response = client.get("/admin/intake/auditevent/?action=%00")
     assert response.status_code == 200
+
+
+# ---------------------------------------------------------------------------
+# An action's address opened instead of posted
+
+
+@pytest.mark.django_db
+def test_opening_the_sign_out_address_asks_for_the_button(client, staff_user):
+    client.force_login(staff_user)
+    response = client.get(reverse("logout"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'<form method="post" action="{reverse("logout")}"' in html
+    assert "_auth_user_id" in client.session  # still signed in
+    assert not AuditEvent.objects.filter(action="intake.auth.logout").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "role, url",
+    [
+        ("clinician", "/admin/logout/"),
+        ("staff_user", "/session/keepalive/"),
+    ],
+)
+def test_an_actions_address_opened_answers_405_with_a_page_that_says_so(client, request, role, url):
+    user = request.getfixturevalue(role)
+    client.force_login(user)
+    response = client.get(url)
+    assert response.status_code == 405
+    assert response["Allow"]
+    html = response.content.decode()
+    assert "Nothing was changed: this is done with a button" in html
+    assert "Content-Security-Policy" in response.headers
+    assert "_auth_user_id" in client.session
