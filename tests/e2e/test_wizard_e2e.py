@@ -464,12 +464,20 @@ def test_a_stale_tab_closed_with_entries_leaves_them_on_the_step(
     notice = tab_b.locator("#held-entries")
     assert "Heart rate, beats per minute (clinician): 99" in notice.inner_text()
     assert tab_b.input_value('[name="vitals-vit_hr"]') == "135"
+    assert run_axe(tab_b) == []
     tab_b.set_viewport_size({"width": 1024, "height": 768})
     tab_b.screenshot(path=str(screenshots / "held-entries-1024.png"))
-    # Typing the held value and "Next" keeps it, and the notice goes.
+    # The review page names the step, linked.
+    tab_b.goto(live_server.url + step_path(draft.pk, "review"))
+    tab_b.locator("section", has_text="Entries not saved from another tab").get_by_role(
+        "link", name="Vital signs"
+    ).click()
+    tab_b.wait_for_url("**/vitals/?return=review")
+    # Typing the held value and saving keeps it, and the notice goes.
     tab_b.fill('[name="vitals-vit_hr"]', "99")
-    tab_b.click(NEXT)
-    tab_b.wait_for_url("**/cardiovascular/")
+    tab_b.get_by_role("button", name="Save and return to review").click()
+    tab_b.wait_for_url("**/review/")
+    assert tab_b.locator("#held-title").count() == 0
     tab_b.goto(url)
     assert tab_b.locator("#held-entries").count() == 0
     draft.refresh_from_db()
