@@ -470,8 +470,10 @@ class ScreeningAdmin(admin.ModelAdmin):
             {
                 **self.admin_site.each_context(request),
                 "opts": self.opts,
+                # No "subtitle": Django puts it in <title>, and a patient's name in
+                # browser history or a tab list is seen by the next user of the
+                # workstation. The page's summary shows the name instead.
                 "title": title,
-                "subtitle": screening.patient_name,
                 "screening": screening,
                 "original": screening,
                 "change_url": self._change_url(screening),

@@ -1411,3 +1411,37 @@ def test_the_review_form_headings_never_skip_a_level(client, clinician, staff_us
     levels = [int(h["tag"][1]) for h in headings]
     assert levels[0] == 1
     assert all(b <= a + 1 for a, b in zip(levels, levels[1:], strict=False)), levels
+
+
+def page_title(response):
+    """Return the text of the page's <title>."""
+    (title,) = re.findall(r"<title>(.*?)</title>", response.content.decode(), re.DOTALL)
+    return unescape(title).strip()
+
+
+@pytest.mark.parametrize(
+    ("view", "locked", "expected"),
+    [
+        ("intake_screening_change", False, "Screening #{pk} |"),
+        ("intake_screening_review", False, "Record review of screening #{pk} |"),
+        ("intake_screening_addendum", True, "Add an addendum to screening #{pk} |"),
+        ("intake_screening_unlock", True, "Unlock screening #{pk} |"),
+    ],
+)
+def test_screening_pages_keep_the_patient_name_out_of_the_title(
+    client, clinician, clinic_admin, staff_user, view, locked, expected
+):
+    # The title goes into browser history and tab lists on shared workstations.
+    screening = flagged_screening(
+        staff_user, ["SUI-01"], first_name="Bao", last_name="Nguyen", mrn="MRN-100233"
+    )
+    if locked:
+        signed(screening, clinician)
+    client.force_login(clinic_admin)
+    response = client.get(admin_url(view, screening.pk))
+    assert response.status_code == 200
+    title = page_title(response)
+    assert title.startswith(expected.format(pk=screening.pk))
+    for private in ("Nguyen", "Bao", "MRN-100233"):
+        assert private not in title
+    assert "Nguyen, Bao" in response.content.decode()  # still on the page itself
