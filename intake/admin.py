@@ -9,6 +9,7 @@ import secrets
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminPasswordChangeForm
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import PAGE_VAR, SEARCH_VAR, ChangeList
 from django.contrib.auth import get_user_model
@@ -25,7 +26,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from intake import audit, documents, presentation, reviews, thresholds
+from intake import accounts, audit, documents, presentation, reviews, thresholds
 from intake.admin_forms import (
     STALE_FORM,
     AddendumForm,
@@ -45,6 +46,26 @@ admin.site.site_title = _("Review panel")
 admin.site.index_title = _("Screenings, reviews and clinic settings")
 # The queue needs the width more than a second copy of the index menu.
 admin.site.enable_nav_sidebar = False
+
+
+def password_change(request, extra_context=None):
+    """Change the signed-in user's password in the review panel, audited as in the app.
+
+    That password is also the review signature. Django's ``AdminSite.password_change``
+    with the app's audited view: the site is Django's default one, so its method is
+    replaced here, before its URLs are built, rather than swapping the site class.
+    """
+    site = admin.site
+    request.current_app = site.name
+    return accounts.PasswordChangeView.as_view(
+        form_class=AdminPasswordChangeForm,
+        template_name=site.password_change_template or "registration/password_change_form.html",
+        success_url=reverse("admin:password_change_done", current_app=site.name),
+        extra_context={**site.each_context(request), **(extra_context or {})},
+    )(request)
+
+
+admin.site.password_change = password_change
 
 # Short status labels so the queue fits a laptop screen.
 QUEUE_STATUS = {

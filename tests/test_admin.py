@@ -1445,3 +1445,33 @@ def test_screening_pages_keep_the_patient_name_out_of_the_title(
     for private in ("Nguyen", "Bao", "MRN-100233"):
         assert private not in title
     assert "Nguyen, Bao" in response.content.decode()  # still on the page itself
+
+
+def test_a_password_changed_in_the_review_panel_is_audited_like_the_apps(client, clinician):
+    # That password is also the review signature.
+    client.force_login(clinician)
+    url = reverse("admin:password_change")
+    new_password = "A-new-signature-2026"
+    refused = client.post(
+        url, {"old_password": "wrong", "new_password1": new_password, "new_password2": new_password}
+    )
+    assert refused.status_code == 200
+    assert not AuditEvent.objects.filter(action="intake.user.password_changed").exists()
+    response = client.post(
+        url,
+        {"old_password": PASSWORD, "new_password1": new_password, "new_password2": new_password},
+        follow=True,
+    )
+    assert response.redirect_chain[-1][0] == reverse("admin:password_change_done")
+    assert 'id="site-name"' in response.content.decode()  # still the review panel's pages
+    clinician.refresh_from_db()
+    assert clinician.check_password(new_password)
+    (row,) = AuditEvent.objects.filter(action="intake.user.password_changed")
+    assert (row.actor_id, row.object_type, row.object_id) == (
+        clinician.pk,
+        "user",
+        str(clinician.pk),
+    )
+    assert row.detail == {"by": "self"}
+    assert new_password not in str(row.detail) and PASSWORD not in str(row.detail)
+    assert 'id="site-name"' in client.get(url).content.decode()
