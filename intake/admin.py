@@ -448,12 +448,17 @@ class ScreeningAdmin(admin.ModelAdmin):
         extra_context = {"title": gettext("Screenings to review"), **(extra_context or {})}
         response = super().changelist_view(request, extra_context)
         context = getattr(response, "context_data", None) or {}
-        if request.method == "GET" and response.status_code == 200 and "cl" in context:
-            # One row per list view; the rows themselves are not patient reads.
+        if response.status_code == 200 and "cl" in context:
+            # Every list shown, whatever the method (a POST without an action shows
+            # it too): one row naming the screenings shown, by id only.
+            changelist = context["cl"]
             audit.record(
                 action="intake.screening.listed",
                 request=request,
-                detail={"results": context["cl"].result_count},
+                detail={
+                    "results": changelist.result_count,
+                    "shown": [screening.pk for screening in changelist.result_list],
+                },
             )
         return response
 

@@ -1475,3 +1475,30 @@ def test_a_password_changed_in_the_review_panel_is_audited_like_the_apps(client,
     assert row.detail == {"by": "self"}
     assert new_password not in str(row.detail) and PASSWORD not in str(row.detail)
     assert 'id="site-name"' in client.get(url).content.decode()
+
+
+def listed_rows():
+    return list(AuditEvent.objects.filter(action="intake.screening.listed").order_by("id"))
+
+
+@pytest.mark.parametrize("data", [{}, {"action": "no_such_action"}, {"action": "export_csv"}])
+def test_every_rendering_of_the_queue_is_audited_whatever_the_method(
+    client, clinician, staff_user, monkeypatch, data
+):
+    from intake.admin import ScreeningAdmin
+
+    monkeypatch.setattr(ScreeningAdmin, "list_per_page", 2)
+    for last_name in ("Nguyen", "Okafor", "Rivera"):
+        flagged_screening(staff_user, [], last_name=last_name, mrn=f"MRN-{last_name}")
+    client.force_login(clinician)
+    url = admin_url("intake_screening_changelist") + "?state=all"
+    response = client.post(url, data)
+    assert response.status_code == 200
+    shown = [s.pk for s in response.context["cl"].result_list]
+    assert len(shown) == 2
+    (row,) = listed_rows()
+    # Ids only, at most a page: never a name, an MRN or a search term.
+    assert row.detail == {"results": 3, "shown": shown}
+    assert row.actor_id == clinician.pk
+    client.get(url)
+    assert [row.detail for row in listed_rows()][1:] == [{"results": 3, "shown": shown}]

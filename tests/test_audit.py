@@ -136,7 +136,7 @@ def test_the_queue_writes_one_row_without_patient_data(client, screening, clinic
     client.post(reverse("admin:intake_screening_search"), {"q": "Rivera"}, follow=True)
     rows = new_rows(before)
     assert [row.action for row in rows] == ["intake.screening.listed"]
-    assert rows[0].detail == {"results": 1}
+    assert rows[0].detail == {"results": 1, "shown": [screening.pk]}
 
 
 def test_export_writes_one_row_with_count_and_ids(client, screening, clinic_admin):
