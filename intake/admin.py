@@ -37,6 +37,7 @@ from intake.admin_forms import (
     UserRoleCreationForm,
     rebound,
 )
+from intake.admin_lookups import OwnFiltersOnlyMixin, restrict_lookups
 from intake.models import AuditEvent, Determination, Role, Screening, ThresholdSet
 from intake.services import IntakeError, current_thresholds
 from intake.views import optional_url
@@ -281,7 +282,7 @@ class QueueChangeList(ChangeList):
 
 
 @admin.register(Screening)
-class ScreeningAdmin(admin.ModelAdmin):
+class ScreeningAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
     list_display = (
         "patient",
         "age",
@@ -751,7 +752,7 @@ class ScreeningAdmin(admin.ModelAdmin):
 
 
 @admin.register(ThresholdSet)
-class ThresholdSetAdmin(admin.ModelAdmin):
+class ThresholdSetAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
     list_display = ("version", "created_at", "created_by", "note")
     list_select_related = ("created_by",)
     fields = ("version", "created_at", "created_by", "note", "values_table")
@@ -856,7 +857,7 @@ class ThresholdSetAdmin(admin.ModelAdmin):
 
 
 @admin.register(Determination)
-class DeterminationAdmin(admin.ModelAdmin):
+class DeterminationAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
     list_display = ("label", "position", "active")
     list_filter = ("active",)
     fields = ("label", "position", "active")
@@ -889,7 +890,7 @@ class ActionFilter(admin.SimpleListFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
     list_display = ("when", "event", "actor_username", "object_type", "object_id", "ip")
     list_display_links = ("when",)
     list_filter = (ActionFilter, "at", ("actor", admin.RelatedOnlyFieldListFilter))
@@ -938,7 +939,7 @@ if admin.site.is_registered(User):
 
 
 @admin.register(User)
-class IntakeUserAdmin(UserAdmin):
+class IntakeUserAdmin(OwnFiltersOnlyMixin, UserAdmin):
     """Clinic admins manage accounts and roles; only superusers grant superuser."""
 
     form = UserRoleChangeForm
@@ -1028,3 +1029,6 @@ class IntakeUserAdmin(UserAdmin):
 
 
 import intake.admin_lockouts  # noqa: E402, F401  sign-in lockouts, replacing axes' admin
+
+# Last, once every admin is registered: the others' lists filter by their own filters only, too.
+restrict_lookups(admin.site)

@@ -1502,3 +1502,113 @@ def test_every_rendering_of_the_queue_is_audited_whatever_the_method(
     assert row.actor_id == clinician.pk
     client.get(url)
     assert [row.detail for row in listed_rows()][1:] == [{"results": 3, "shown": shown}]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "state=all&patient_last_name__istartswith=ngu",
+        "patient_mrn=MRN-100233",
+        "answers__icontains=Nguyen",
+        "state=all&patient_first_name=Bao",
+        "submitted_by__username__startswith=staff",
+        "id__in=1,2",
+    ],
+)
+def test_a_lookup_typed_into_the_queue_address_is_refused(client, clinician, staff_user, query):
+    # Names go into the queue by the posted search only, never into a URL.
+    flagged_screening(staff_user, [], first_name="Bao", last_name="Nguyen", mrn="MRN-100233")
+    client.force_login(clinician)
+    response = client.get(admin_url("intake_screening_changelist") + "?" + query)
+    assert response.status_code == 400
+    assert "Nguyen" not in response.content.decode()
+    assert not AuditEvent.objects.filter(action="intake.screening.listed").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "query"),
+    [
+        ("intake_auditevent_changelist", "detail__icontains=screening"),
+        ("intake_auditevent_changelist", "object_id=1"),
+        ("intake_auditevent_changelist", "actor_username__startswith=clin"),
+        ("auth_user_changelist", "last_name__istartswith=o"),
+        ("auth_user_changelist", "password__startswith=pbkdf2"),
+        ("intake_determination_changelist", "label__icontains=a"),
+        ("intake_thresholdset_changelist", "note__icontains=a"),
+        ("axes_accessattempt_changelist", "username__startswith=clin"),
+    ],
+)
+def test_the_other_lists_refuse_a_lookup_typed_into_the_address(client, clinic_admin, name, query):
+    client.force_login(clinic_admin)
+    assert client.get(admin_url(name)).status_code == 200
+    assert client.get(admin_url(name) + "?" + query).status_code == 400
+
+
+def test_every_admin_filters_by_its_own_filters_only():
+    from django.apps import apps
+    from django.contrib import admin
+
+    from intake.admin_lookups import OwnFiltersOnlyMixin
+
+    registered = [m for m in apps.get_models() if admin.site.is_registered(m)]
+    assert len(registered) >= 8
+    for model in registered:
+        assert isinstance(admin.site.get_model_admin(model), OwnFiltersOnlyMixin), model
+
+
+def list_links(html):
+    """Return the list's own links (filters, sorting, pages, date hierarchy): "?..." hrefs."""
+    return {unescape(href) for href in re.findall(r'href="(\?[^"]*)"', html)}
+
+
+def test_every_filter_sort_page_and_date_link_of_every_list_still_works(
+    client, clinician, staff_user, make_user, monkeypatch
+):
+    from axes.models import AccessAttempt
+    from django.apps import apps
+    from django.contrib import admin
+
+    from intake.admin import ScreeningAdmin
+
+    monkeypatch.setattr(ScreeningAdmin, "list_per_page", 2)
+    for last_name, rule_ids in (("Urgent", ["SUI-01"]), ("Caution", ["BP-01"]), ("Quiet", [])):
+        screening = flagged_screening(staff_user, rule_ids, last_name=last_name)
+    signed(screening, clinician)
+    other = make_user("other-staff", Role.INTAKE_STAFF)
+    flagged_screening(other, [], last_name="Other")
+    AccessAttempt.objects.create(
+        username="someone",
+        ip_address="192.0.2.1",
+        user_agent="ua",
+        path_info="/admin/login/",
+        failures_since_start=1,
+    )
+    root = get_user_model().objects.create_superuser("root", password=PASSWORD)
+    client.force_login(root)
+    client.get(admin_url("intake_screening_change", screening.pk))  # an audit row to list
+    visited = {}
+    for model in [m for m in apps.get_models() if admin.site.is_registered(m)]:
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        seen, frontier = set(), {"?state=all"} if model is Screening else {"?"}
+        for _depth in range(2):
+            found = set()
+            for query in sorted(frontier - seen):
+                seen.add(query)
+                response = client.get(url + query)
+                assert response.status_code == 200, (url, query, response.status_code)
+                found |= list_links(response.content.decode())
+            frontier = found
+        visited[model._meta.model_name] = seen
+    screening_links = visited["screening"]
+    assert {
+        "?p=2&state=all",
+        "?state=all&urgent=yes",
+        "?severity=none&state=all",
+    } <= screening_links
+    assert f"?state=all&submitted_by__id__exact={other.pk}" in screening_links
+    assert any("submitted_at__gte" in query for query in screening_links)
+    assert any(query.startswith("?o=") for query in screening_links)
+    audit_links = visited["auditevent"]
+    assert any("at__year" in query for query in audit_links)
+    assert any("actor__id__exact" in query for query in audit_links)
+    assert "?is_active__exact=1" in visited["user"]
