@@ -5,15 +5,35 @@ the query string, so ``?patient_last_name__istartswith=ngu`` searched the queue
 by name in the address bar, past the posted search that keeps names out of
 URLs (and so out of access logs, history and each row's link). Here a list
 accepts only the parameters its own filters and date hierarchy read; any other
-gets Django's refusal (``DisallowedModelAdminLookup``, a 400 page).
+gets Django's refusal (``DisallowedModelAdminLookup``, a 400 page), and so
+does a date hierarchy value that is not a plain number of the right size.
 """
+
+import datetime as dt
 
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin.utils import get_fields_from_path
 from django.db import models
 
-DATE_PARTS = ("year", "month", "day")
+# The values a date hierarchy part may take. The list is bounded by the start of
+# the next year, month or day, and its local times are converted to UTC, so the
+# years stop one short of what ``datetime`` holds at either end.
+DATE_PARTS = {
+    "year": (dt.MINYEAR + 1, dt.MAXYEAR - 1),
+    "month": (1, 12),
+    "day": (1, 31),
+}
+
+
+def is_number_between(value, low, high):
+    """Return whether ``value`` is written in ASCII digits alone and lies in [low, high]."""
+    return (
+        value.isascii()
+        and value.isdigit()
+        and len(value) <= len(str(high)) + 2
+        and low <= int(value) <= high
+    )
 
 
 def filter_parameters(model_admin, request):
@@ -50,10 +70,13 @@ class OwnFiltersOnlyMixin:
     """Let a list be filtered only by its own list filters and date hierarchy."""
 
     def lookup_allowed(self, lookup, value, request=None):
-        if self.date_hierarchy and lookup in {
-            f"{self.date_hierarchy}__{part}" for part in DATE_PARTS
-        }:
-            return True
+        if self.date_hierarchy:
+            for part, (low, high) in DATE_PARTS.items():
+                if lookup == f"{self.date_hierarchy}__{part}":
+                    # Django turns the parts into a date with int(), which takes
+                    # other scripts' digits, and a year past 9998 or a huge number
+                    # ended in a server error (OverflowError) instead of a refusal.
+                    return is_number_between(value, low, high)
         return lookup in filter_parameters(self, request)
 
 
