@@ -27,14 +27,17 @@
   "use strict";
 
   var body = document.body;
-  var timeoutSeconds = parseInt(body.dataset.idleTimeout || "", 10);
+  // The staff app sets the configuration on <body>; the review panel (Django's admin
+  // templates, whose <body> it does not write) on an element of its own.
+  var config = document.querySelector("[data-idle-timeout]") || body;
+  var timeoutSeconds = parseInt(config.dataset.idleTimeout || "", 10);
   if (!timeoutSeconds || timeoutSeconds <= 0) {
     return;
   }
-  var warningSeconds = parseInt(body.dataset.idleWarning || "120", 10);
-  var keepaliveUrl = body.dataset.keepaliveUrl;
-  var loginUrl = body.dataset.loginUrl;
-  var logoutUrl = body.dataset.logoutUrl;
+  var warningSeconds = parseInt(config.dataset.idleWarning || "120", 10);
+  var keepaliveUrl = config.dataset.keepaliveUrl;
+  var loginUrl = config.dataset.loginUrl;
+  var logoutUrl = config.dataset.logoutUrl;
   var tokenMeta = document.querySelector('meta[name="csrf-token"]');
   var csrfToken = tokenMeta ? tokenMeta.getAttribute("content") : "";
 

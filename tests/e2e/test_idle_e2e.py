@@ -205,3 +205,35 @@ def test_a_background_save_keeps_the_digest_of_what_it_stored(idle_app, chromium
         ("stale", "shown"),
         ("kept", "shown"),
     ]
+
+
+def test_the_review_panel_warns_keeps_alive_while_typing_and_signs_out_when_idle(
+    settings, live_server, chromium, make_user
+):
+    from intake.models import Role
+
+    settings.SESSION_COOKIE_AGE = 12
+    settings.IDLE_WARNING_SECONDS = 6
+    clinician = make_user("idle-clinician", Role.CLINICIAN)
+    client = Client()
+    client.force_login(clinician)
+    base_url = live_server.url
+    context, page, problems = browser_page(
+        chromium, base_url, client.cookies[settings.SESSION_COOKIE_NAME].value
+    )
+    queue = reverse("admin:intake_screening_changelist")
+    page.goto(base_url + queue)
+    # Typing (here in the queue's search box) keeps the session alive: no warning for 14 s,
+    # longer than the session would last untouched.
+    for _ in range(7):
+        page.locator("#searchbar").press_sequentially("ab", delay=50)
+        page.wait_for_timeout(2_000)
+        assert not page.locator("#idle-dialog").is_visible()
+    assert page.url == base_url + queue
+    page.wait_for_selector("#idle-dialog[open]", timeout=10_000)
+    assert page.evaluate("document.activeElement.hasAttribute('data-idle-stay')")
+    page.screenshot(path=f"{ARTIFACTS}/idle_warning_review_panel.png")
+    page.wait_for_url(f"{base_url}/accounts/login/?next=**", timeout=20_000)
+    assert "You were signed out after 1 minute without activity." in page.content()
+    assert problems == []
+    context.close()
