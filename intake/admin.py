@@ -27,6 +27,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from intake import accounts, audit, documents, presentation, reviews, thresholds
+from intake.admin_actions import CheckedSelectionMixin
 from intake.admin_forms import (
     STALE_FORM,
     AddendumForm,
@@ -282,7 +283,7 @@ class QueueChangeList(ChangeList):
 
 
 @admin.register(Screening)
-class ScreeningAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
+class ScreeningAdmin(CheckedSelectionMixin, OwnFiltersOnlyMixin, admin.ModelAdmin):
     list_display = (
         "patient",
         "age",
@@ -939,7 +940,7 @@ if admin.site.is_registered(User):
 
 
 @admin.register(User)
-class IntakeUserAdmin(OwnFiltersOnlyMixin, UserAdmin):
+class IntakeUserAdmin(CheckedSelectionMixin, OwnFiltersOnlyMixin, UserAdmin):
     """Clinic admins manage accounts and roles; only superusers grant superuser."""
 
     form = UserRoleChangeForm

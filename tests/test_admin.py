@@ -1477,6 +1477,23 @@ def test_a_password_changed_in_the_review_panel_is_audited_like_the_apps(client,
     assert 'id="site-name"' in client.get(url).content.decode()
 
 
+@pytest.mark.parametrize("garbled", ["abc", "1.5", ""])
+def test_exporting_a_selection_that_is_not_screening_ids_does_nothing(
+    client, clinic_admin, staff_user, garbled
+):
+    screening = flagged_screening(staff_user, [])
+    client.force_login(clinic_admin)
+    response = client.post(
+        admin_url("intake_screening_changelist") + "?state=all",
+        {"action": "export_csv", "_selected_action": [screening.pk, garbled], "index": "0"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    assert "Nothing was done: the selection was not understood." in response.content.decode()
+    assert not AuditEvent.objects.filter(action="intake.screening.exported").exists()
+
+
 def listed_rows():
     return list(AuditEvent.objects.filter(action="intake.screening.listed").order_by("id"))
 
