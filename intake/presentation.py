@@ -17,8 +17,8 @@ from intake import instrument, lexicon, rules
 UNSURE_KEYS = frozenset({"unsure"})
 
 PROTOCOL_NOT_ENTERED = _(
-    "Not entered in this app. Follow the clinic's own suicide-safety protocol, and ask the "
-    "clinic administrator to enter it (CLINIC_SUICIDE_SAFETY_PROTOCOL)."
+    "Not entered in this app. Follow the clinic's own suicide-safety protocol, and ask "
+    "whoever runs the app's server to have it shown here."
 )
 
 

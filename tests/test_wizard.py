@@ -670,8 +670,8 @@ def test_without_a_configured_protocol_the_banner_says_it_is_not_entered(staff_c
     banner = page.split('role="alert"')[1].split("</div>")[0]
     assert (
         "<strong>Clinic protocol:</strong> Not entered in this app. Follow the clinic&#x27;s own "
-        "suicide-safety protocol, and ask the clinic administrator to enter it "
-        "(CLINIC_SUICIDE_SAFETY_PROTOCOL)." in banner
+        "suicide-safety protocol, and ask whoever runs the app&#x27;s server to have it shown "
+        "here." in banner
     )
 
 
@@ -1202,7 +1202,7 @@ def test_a_review_page_shown_under_earlier_thresholds_is_not_submitted(staff_cli
         "The clinic&#x27;s thresholds changed since this page was shown (now version 1), so "
         "the flags may differ. Check them and submit again.",
     )
-    assert "HR-02" not in html and "Thresholds version 1." in html
+    assert "HR-02" not in html and "Flag thresholds: the clinic's version 1." in html
     assert hidden_value(response, "thresholds_version") == "1"
     # The answers it confirmed are the ones shown: the confirmation stays ticked.
     assert re.search(r'<input type="checkbox" name="review-staff_attestation"[^>]* checked', html)
@@ -1262,7 +1262,7 @@ def test_a_post_to_a_submitted_draft_says_nothing_was_changed(staff_client):
     assert "Corrections are added as addenda by a clinician." in html
     screening.refresh_from_db()
     assert screening.answers["vit_hr"] == answers["vit_hr"]
-    assert "Thresholds version 0." in html
+    assert "Flag thresholds: the app's defaults (version 0" in html
 
 
 def test_a_background_save_to_a_submitted_draft_leaves_no_message(staff_client):
@@ -1309,7 +1309,7 @@ def test_the_review_step_shows_the_thresholds_version(staff_client):
     draft = start(staff_client)
     ThresholdSet.objects.create(version=3, values=dict(thresholds.DEFAULTS))
     html = staff_client.get(step_url(draft, "review")).content.decode()
-    assert "Thresholds version 3." in html
+    assert "Flag thresholds: the clinic's version 3." in html
 
 
 def test_a_medication_list_changed_in_another_tab_shows_what_was_saved_there(staff_client):
