@@ -26,7 +26,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from intake import accounts, audit, documents, presentation, reviews, thresholds
+from intake import accounts, audit, documents, pdf, presentation, reviews, thresholds
 from intake.admin_actions import CheckedSelectionMixin
 from intake.admin_forms import (
     STALE_FORM,
@@ -280,6 +280,15 @@ class QueueChangeList(ChangeList):
         super().get_results(request)
         if self.full_result_count is None and not (self.has_active_filters or self.query):
             self.full_result_count = self.result_count
+
+
+def reviews_with_acknowledgements_in_order(screening, flags):
+    """Return the reviews of ``screening``, each with the flags it acknowledged in PDF order."""
+    order = [flag.rule_id for flag in pdf.in_severity_order(flags)]
+    review_list = list(screening.reviews.select_related("clinician", "voided_by"))
+    for review in review_list:
+        review.acknowledged_in_order = pdf.in_flag_order(review.acknowledged_rule_ids or (), order)
+    return review_list
 
 
 @admin.register(Screening)
@@ -542,7 +551,7 @@ class ScreeningAdmin(CheckedSelectionMixin, OwnFiltersOnlyMixin, admin.ModelAdmi
             suicide_protocol=presentation.suicide_protocol(),
             sections=presentation.snapshot_sections(screening, tz=timezone.get_current_timezone()),
             derived=presentation.derived_rows(screening.derived or {}),
-            review_list=list(screening.reviews.select_related("clinician", "voided_by")),
+            review_list=reviews_with_acknowledgements_in_order(screening, flags),
             addendum_list=list(screening.addenda.select_related("author")),
             history=[
                 (event, audit.action_label(event.action))

@@ -288,6 +288,13 @@ def flag_evidence(flag, *, tz):
     return shown
 
 
+def in_severity_order(flags):
+    """Return ``flags`` urgent first, then by severity, each in the rules' order."""
+    return sorted(
+        flags, key=lambda flag: (SEVERITY_ORDER.index(_severity_key(flag)), flag.position)
+    )
+
+
 def in_flag_order(rule_ids, order):
     """Return ``rule_ids`` in the order of the flag table; ids not in it keep their order, last."""
     rank = {rule_id: index for index, rule_id in enumerate(order)}
@@ -305,8 +312,7 @@ def summary_context(screening, *, reviews=None, addenda=None, version=None):
     """
     tz = clinic_tz()
     derived = screening.derived or {}
-    flags = list(screening.flags.all())
-    flags.sort(key=lambda flag: (SEVERITY_ORDER.index(_severity_key(flag)), flag.position))
+    flags = in_severity_order(screening.flags.all())
     counts = {key: 0 for key in SEVERITY_ORDER}
     for flag in flags:
         counts[_severity_key(flag)] += 1

@@ -1679,3 +1679,19 @@ def test_a_valid_date_hierarchy_address_still_filters(client, clinic_admin, name
     for query in ("{f}__year=2026", "{f}__year=2026&{f}__month=02&{f}__day=28", "{f}__year=9998"):
         response = client.get(admin_url(name) + "?" + query.format(f=field))
         assert response.status_code == 200, query
+
+
+def test_a_reviews_acknowledged_flags_read_in_the_same_order_as_on_the_pdf(
+    client, clinician, staff_user
+):
+    from intake import pdf
+
+    # Stored sorted by id (BP-02, SUI-01); shown urgent first, as the flags are listed.
+    screening = signed(flagged_screening(staff_user, ["BP-02", "SUI-01"]), clinician)
+    review = screening.reviews.get()
+    assert list(review.acknowledged_rule_ids) == ["BP-02", "SUI-01"]
+    client.force_login(clinician)
+    html = client.get(admin_url("intake_screening_change", screening.pk)).content.decode()
+    assert "<dt>Flags acknowledged</dt><dd>SUI-01, BP-02</dd>" in html
+    (printed,) = pdf.summary_context(screening)["reviews"]
+    assert printed.acknowledged_rule_ids == ("SUI-01", "BP-02")
