@@ -123,14 +123,20 @@ def test_clinician_signs_the_most_urgent_screening_and_sees_it_locked(live_serve
     assert problems == []
 
 
-def test_the_review_form_is_tappable_on_a_tablet(live_server, chromium, queue):
-    clinician, urgent = queue
+def tablet_page_signed_in(chromium, live_server, clinician):
+    """Return (context, page): a 1024x768 touch screen signed in to the review panel."""
     context = chromium.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
     page = context.new_page()
     page.goto(live_server.url + "/admin/login/")
     page.fill("#id_username", clinician.username)
     page.fill("#id_password", PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    return context, page
+
+
+def test_the_review_form_is_tappable_on_a_tablet(live_server, chromium, queue):
+    clinician, urgent = queue
+    context, page = tablet_page_signed_in(chromium, live_server, clinician)
     page.goto(live_server.url + reverse("admin:intake_screening_review", args=[urgent.pk]))
     page.click("#sign-review")
     page.wait_for_selector("#error-summary")
@@ -157,12 +163,7 @@ def test_the_review_form_is_tappable_on_a_tablet(live_server, chromium, queue):
 
 def test_the_queue_sort_icons_are_tappable_on_a_tablet(live_server, chromium, queue):
     clinician, _urgent = queue
-    context = chromium.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
-    page = context.new_page()
-    page.goto(live_server.url + "/admin/login/")
-    page.fill("#id_username", clinician.username)
-    page.fill("#id_password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    context, page = tablet_page_signed_in(chromium, live_server, clinician)
     # Sorted by two columns: each shows "remove from sorting" and "toggle", a priority between.
     page.goto(live_server.url + reverse("admin:intake_screening_changelist") + "?o=2.-3")
     # Every point of the 44 px square around each icon's centre reaches that icon's link,
