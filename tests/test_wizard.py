@@ -832,7 +832,7 @@ def test_a_stale_tab_does_not_undo_answers_saved_in_another_tab(staff_client, ac
     assert draft.wizard_state == before
     html = response.content.decode()
     assert "This step was changed in another tab or window after you opened it." in html
-    assert "Heart rate, beats per minute (clinician) (saved there: 135)" in html
+    assert "Heart rate, beats per minute (clinician) (saved now: 135)" in html
     assert "Systolic" not in html.split('id="changed-elsewhere"')[1].split("</div>")[0]
     # What this tab typed is shown again, not lost; no error shouts at a Back.
     assert response.context["form"]["vit_hr"].value() == "72"
@@ -1340,4 +1340,4 @@ def test_a_medication_list_changed_in_another_tab_shows_what_was_saved_there(sta
     )
     assert response.status_code == 200
     notice = response.content.decode().split('id="changed-elsewhere"')[1].split("</div>")[0]
-    assert "(saved there: Lorazepam 2 mg at night; Sertraline 50 mg daily)" in notice
+    assert "(saved now: Lorazepam 2 mg at night; Sertraline 50 mg daily)" in notice

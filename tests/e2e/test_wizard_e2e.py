@@ -431,7 +431,7 @@ def test_a_stale_tab_shows_the_other_tabs_answer_instead_of_undoing_it(
     tab_a.click('button[name="wizard_goto_step"]')  # Back
     tab_a.wait_for_load_state()
     notice = tab_a.locator("#changed-elsewhere")
-    assert "(saved there: 135)" in notice.inner_text()
+    assert "(saved now: 135)" in notice.inner_text()
     assert tab_a.input_value('[name="vitals-vit_hr"]') == "72"
     draft.refresh_from_db()
     assert draft.answers["vit_hr"] == 135
