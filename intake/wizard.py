@@ -756,6 +756,13 @@ class ScreeningWizard(NamedUrlWizardView):
             return redirect(self.get_step_url(REVIEW))
         # Reset only after a submission: a refused or failed one keeps what was typed.
         self.storage.reset()
+        messages.success(
+            self.request,
+            _(
+                "Screening submitted. It is frozen now and waits in the clinicians' review "
+                "queue; its summary PDF is on this page."
+            ),
+        )
         return redirect(screening)
 
     # -- context -----------------------------------------------------------

@@ -138,6 +138,9 @@ def test_double_submission_creates_one_screening(staff_client):
     assert again.status_code == 302
     screening = Screening.objects.get()
     assert again["Location"] == screening.get_absolute_url()
+    page = staff_client.get(screening.get_absolute_url()).content.decode()
+    # Said once, by the submission (``complete``), not again by the second post.
+    assert page.count("Screening submitted. It is frozen now") == 1
     refreshed = staff_client.get(step_url(draft, "review"))
     assert refreshed["Location"] == screening.get_absolute_url()
     assert Screening.objects.count() == 1
