@@ -326,7 +326,7 @@ def test_review_submit_with_arbitrary_values_submits_once_or_shows_the_review(
     assert_draft_intact(draft.pk)
 
 
-def test_null_characters_huge_numbers_and_forged_names_are_refused_not_stored(
+def test_null_characters_are_dropped_huge_numbers_and_forged_names_refused_none_stored(
     staff_client, staff_user, primed_state
 ):
     draft = new_draft(staff_user, primed_state, primed=True)
@@ -353,7 +353,9 @@ def test_null_characters_huge_numbers_and_forged_names_are_refused_not_stored(
             ("medications-med_reviewed_with_patient", "yes"),
         ],
     )
-    assert response.status_code == 200
+    # NUL characters leave every submitted value before any view (NulFreeInputMiddleware),
+    # so the row is "Sertraline" and the step goes on.
+    assert response.status_code == 302
     response = post(
         staff_client,
         draft,
@@ -368,6 +370,7 @@ def test_null_characters_huge_numbers_and_forged_names_are_refused_not_stored(
         f"patient-{code}" for code in instrument.STEPS_BY_SLUG["patient"].codes
     }
     assert "\x00" not in json.dumps(stored, ensure_ascii=False)
+    assert stored["medications"]["medications-medications-0-name"] == ["Sertraline"]
 
 
 def test_attested_review_submit_creates_the_screening(staff_client, staff_user, primed_state):
