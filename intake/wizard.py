@@ -230,7 +230,8 @@ def typed_display(q, typed):
             rows.setdefault(row, {})[part] = " ".join(values)
         return "; ".join(
             " ".join(row[part] for part in ("name", "dose", "frequency") if row.get(part))
-            for _key, row in sorted(rows.items())
+            # In row order: "-10" after "-9", not after "-1".
+            for _key, row in sorted(rows.items(), key=lambda item: int(item[0].rsplit("-", 1)[1]))
         )
     labels = {str(choice.key): str(choice.label) for choice in q.choices}
     return ", ".join(labels.get(value, value) for value in typed) or str(_("no answer"))

@@ -1019,6 +1019,8 @@ def test_held_entries_show_choice_labels_and_medication_rows():
         ("medications-medications-1-name", ["Lithium"]),
     ]
     assert typed_display(meds, typed) == "Sertraline 50 mg; Lithium"
+    many = [(f"medications-medications-{row}-name", [f"M{row}"]) for row in (10, 2, 9)]
+    assert typed_display(meds, many) == "M2; M9; M10"
 
 
 def test_held_entries_stay_until_the_step_is_saved_from_its_page(staff_client):
