@@ -25,8 +25,6 @@ off; checked in ``tests/test_security.py``):
   clinic admin lifts the stale lockout first, not at all (the lift is audited).
 """
 
-import hashlib
-import hmac
 import math
 import unicodedata
 from functools import cache
@@ -51,6 +49,7 @@ from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
@@ -269,9 +268,7 @@ def no_such_account_key(typed):
     around them count together, as accounts' names do.
     """
     name = unicodedata.normalize("NFKC", str(typed or "")).strip().casefold()
-    digest = hmac.new(
-        settings.SECRET_KEY.encode(), f"intake.lockout:{name}".encode(), hashlib.sha256
-    ).hexdigest()[:8]
+    digest = salted_hmac("intake.security.lockout", name, algorithm="sha256").hexdigest()[:8]
     return f"{NO_SUCH_ACCOUNT[:-1]} {digest})"
 
 
