@@ -936,6 +936,14 @@ def plausibility_warnings(wizard):
     return warnings
 
 
+def links_back_from_review(wizard, steps):
+    """Return links to ``steps`` whose pages return to the review step when saved."""
+    return [
+        {"title": step.title, "url": wizard.get_step_url(step.slug) + "?return=review"}
+        for step in steps
+    ]
+
+
 def review_context(wizard, flags):
     """Return the extra context of the review step."""
     incomplete = services.incomplete_steps(wizard.answers, wizard.thresholds)
@@ -945,16 +953,16 @@ def review_context(wizard, flags):
     return {
         "review_sections": review_sections(wizard),
         "derived_rows": derived_rows(wizard.answers, wizard.thresholds),
-        "incomplete_steps": [
-            {"title": step.title, "url": wizard.get_step_url(step.slug) + "?return=review"}
-            for step in incomplete
-        ],
-        "held_steps": [
-            {"title": step.title, "url": wizard.get_step_url(step.slug) + "?return=review"}
-            for step in instrument.STEPS
-            if step.slug in (wizard.storage.extra_data.get(HELD_ENTRIES) or {})
-            and step.slug in wizard.get_form_list()
-        ],
+        "incomplete_steps": links_back_from_review(wizard, incomplete),
+        "held_steps": links_back_from_review(
+            wizard,
+            [
+                step
+                for step in instrument.STEPS
+                if step.slug in (wizard.storage.extra_data.get(HELD_ENTRIES) or {})
+                and step.slug in wizard.get_form_list()
+            ],
+        ),
         "flags": ordered,
         "flags_available": flags is not None,
         "plausibility_warnings": plausibility_warnings(wizard),
