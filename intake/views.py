@@ -39,10 +39,14 @@ def home(request):
         :RECENT_SUBMISSIONS
     ]
     if drafts or submissions:
+        # The lists name patients: one row naming what was shown, by id only.
         audit.record(
             action="intake.home.viewed",
             request=request,
-            detail={"drafts": len(drafts), "screenings": len(submissions)},
+            detail={
+                "drafts": [row["draft"].pk for row in drafts],
+                "screenings": [screening.pk for screening in submissions],
+            },
         )
     return render(request, "intake/home.html", {"drafts": drafts, "submissions": submissions})
 

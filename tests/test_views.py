@@ -137,6 +137,21 @@ def test_home_lists_own_drafts_and_submissions_only(client, staff_user, other_st
     assert "Otherpatient" not in body
 
 
+def test_home_audits_the_drafts_and_screenings_it_shows_by_id(client, staff_user, other_staff):
+    client.force_login(staff_user)
+    assert client.get(reverse("intake:home")).status_code == 200
+    # Nothing listed, no patient shown: nothing to audit.
+    assert not AuditEvent.objects.filter(action="intake.home.viewed").exists()
+    draft = start(client)
+    mine = make_screening(staff_user, last_name="Mine")
+    make_screening(other_staff, last_name="Theirs")
+    client.get(reverse("intake:home"))
+    event = AuditEvent.objects.get(action="intake.home.viewed")
+    assert event.actor == staff_user
+    assert event.detail == {"drafts": [draft.pk], "screenings": [mine.pk]}
+    assert "Mine" not in str(event.detail)
+
+
 def test_home_counts_each_flag_once_and_says_when_there_are_none(client, staff_user):
     client.force_login(staff_user)
     make_screening(staff_user, last_name="Quiet")
