@@ -198,6 +198,11 @@ class ReviewRecord:
         """Return whether the note may break across pages."""
         return flows(self.note)
 
+    @property
+    def record_flows(self):
+        """Return whether the record may break across pages (its note or void reason is long)."""
+        return self.note_flows or flows(self.void_reason)
+
 
 @dataclass(frozen=True)
 class AddendumRecord:

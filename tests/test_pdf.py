@@ -505,6 +505,30 @@ def test_no_table_row_is_split_across_pages(crowded, clinician):
     assert split == []
 
 
+def test_no_review_record_is_split_across_pages(crowded, clinician):
+    for index in range(8):
+        Review.objects.create(
+            screening=crowded,
+            clinician=clinician,
+            determination="Proceed to consult",
+            note=f"Review {index}: reviewed with the patient.\nPlan agreed.",
+            acknowledged_rule_ids=["TST-00"],
+            signed_at=timezone.now(),
+            voided_at=timezone.now() if index < 7 else None,
+            voided_by=clinician if index < 7 else None,
+            void_reason="Signed on the wrong screening." if index < 7 else "",
+        )
+    root, document = laid_out(crowded)
+    records = {
+        element: pages
+        for element, pages in pages_of(document, "div").items()
+        if "review-record" in element.get("class", "")
+    }
+    assert len(records) == 8
+    split = [pages for pages in records.values() if len(pages) > 1]
+    assert split == []
+
+
 def test_a_heading_is_never_the_last_thing_on_its_page(crowded):
     root, document = laid_out(crowded)
     checked = 0
