@@ -22,7 +22,7 @@ ACTION_LABELS = {
     "intake.screening.listed": _("Review queue viewed"),
     "intake.screening.viewed": _("Screening viewed"),
     "intake.screening.pdf_downloaded": _("PDF summary downloaded"),
-    "intake.screening.fhir_downloaded": _("QuestionnaireResponse downloaded"),
+    "intake.screening.fhir_downloaded": _("Answers for the EHR downloaded (FHIR JSON)"),
     "intake.screening.exported": _("Screenings exported"),
     "intake.screening.claimed": _("Claimed for review"),
     "intake.screening.released": _("Released to the queue"),

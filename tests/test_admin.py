@@ -1209,6 +1209,8 @@ def test_review_page_lists_earlier_pdf_versions_and_keeps_line_breaks(
     url = reverse("admin:intake_screening_change", args=[screening.pk])
     html = client.get(url).content.decode()
     assert "rp-versions" not in html  # one version: the PDF link is it
+    fhir = reverse("intake:screening_fhir", args=[screening.pk])
+    assert f'href="{fhir}">Answers for the EHR (FHIR JSON)</a>' in html
     assert "Penicillin: rash<br>Latex" in html
     signed(screening, clinician)
     html = client.get(url).content.decode()

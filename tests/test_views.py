@@ -223,6 +223,9 @@ def test_screening_page_shows_status_flags_answers_and_pdf_link(client, staff_us
     assert "Unsure" in body
     assert "Download PDF summary" in body
     assert reverse("intake:screening_pdf", args=[screening.pk]) in body
+    # The data download says what it is for before naming the standard.
+    fhir = reverse("intake:screening_fhir", args=[screening.pk])
+    assert f'href="{fhir}">Answers for the EHR (FHIR JSON)</a>' in body
 
 
 def test_screening_page_urgent_flag_comes_first(client, staff_user):
