@@ -1216,6 +1216,7 @@ def test_review_page_lists_earlier_pdf_versions_and_keeps_line_breaks(
     html = client.get(url).content.decode()
     pdf = reverse("intake:screening_pdf", args=[screening.pk])
     assert "Earlier version of the PDF summary" in html
+    assert "<dt>Clinician's determination</dt>" in html  # the PDF's wording too
     assert f'href="{pdf}?version=1">Version 1</a> · Submitted' in html
     assert f"{pdf}?version=2" not in html
 

@@ -329,6 +329,7 @@ def test_unsigned_screening_has_blank_signature_lines(realistic):
     text = pdf_text(render(realistic)[0])
     assert "Not yet signed in the review panel" in text
     assert "Signature" in text
+    assert "Clinician's determination" in text
 
 
 def test_signed_void_review_and_addendum_are_printed(realistic, clinician):
@@ -357,6 +358,8 @@ def test_signed_void_review_and_addendum_are_printed(realistic, clinician):
     text = pdf_text(data)
     assert "VOID" in text and "Signed on the wrong chart." in text
     assert "Refer to psychiatry first" in text
+    # Each printed review names the determination as the clinician's, as the panel does.
+    assert text.count("Clinician's determination") == 2
     assert "Discussed safety plan." in text
     assert "SUI-01, BP-02" in text
     assert "Repeat BP 150/90." in text
