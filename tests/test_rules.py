@@ -416,6 +416,8 @@ CASES = [
     ("ALC-01", {**ALCOHOL, **FEMALE, "audc_2": 1}, True),  # female 3
     ("ALC-01", {**ALCOHOL, "sex_at_birth": "not_stated", "audc_2": 1}, True),
     ("ALC-01", {**ALCOHOL, **FEMALE}, False),  # female 2
+    ("ALC-01", {**ALCOHOL, "sex_at_birth": "intersex", "audc_2": 1}, True),  # intersex 3
+    ("ALC-01", {**ALCOHOL, "sex_at_birth": "intersex"}, False),  # intersex 2
     ("ALC-02", {**ALCOHOL, "alc_last_drink": NOW - dt.timedelta(hours=23, minutes=59)}, True),
     ("ALC-02", {**ALCOHOL, "alc_last_drink": NOW - dt.timedelta(hours=24)}, False),
     ("ALC-02", {**ALCOHOL, "alc_last_drink_unknown": "yes", "alc_last_drink": DROP}, True),
@@ -467,6 +469,7 @@ CASES = [
     ("SUB-06", {"sub_hallucinogen": "gt_12m"}, False),
     ("SUB-07", {"sub_cannabis": "past_30d"}, True),
     ("SUB-07", {"sub_tx_active": "yes"}, True),
+    ("SUB-07", {"sub_tx_active": "no"}, False),
     ("SUB-07", {"sub_cannabis": "past_12m"}, False),
     ("LIV-01", {"liver_dx": ["cirrhosis"]}, True),
     ("LIV-01", {"lab_lft": "elevated_ge3x"}, True),
@@ -513,6 +516,12 @@ CASES = [
     ("RES-04", {"sb_snore": "yes", "vit_neck_cm": DROP}, True),  # 2 + N unknown
     ("RES-04", {"vit_neck_cm": DROP}, False),  # 1 + N unknown
     ("RES-04", {"sb_snore": "yes"}, False),  # complete
+    # 4, one below high, + N unknown: still incomplete below high.
+    (
+        "RES-04",
+        {"sb_snore": "yes", "sb_tired": "yes", "sb_observed": "yes", "vit_neck_cm": DROP},
+        True,
+    ),
     (
         "RES-04",
         {
