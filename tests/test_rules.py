@@ -717,6 +717,107 @@ def test_recent_event_months_override():
     assert "NEU-02" in ids(evaluate(answers, now=NOW, thresholds={"recent_event_months": 12}))
 
 
+# Each configurable threshold is wired to its own rule: a case that fires at the
+# default stops firing when only that threshold moves past it. Several defaults
+# coincide (BMI 35 for BMI-01 and STOP-Bang item B), so default-value cases alone
+# would not notice a rule reading the wrong one.
+BMI_35_1 = {"vit_weight_kg": Decimal("140.4"), "vit_height_cm": Decimal("200.0")}
+THRESHOLD_WIRING = [
+    ("age_min", 17, "AGE-01", {"date_of_birth": born(18, days=1)}),
+    ("age_info", 66, "AGE-02", {"date_of_birth": born(66)}),
+    ("bp_caution_sbp", 141, "BP-01", {"vit_sbp": 141}),
+    ("bp_caution_dbp", 91, "BP-01", {"vit_sbp": 130, "vit_dbp": 91}),
+    ("bp_review_sbp", 181, "BP-02", {"vit_sbp": 181}),
+    ("bp_review_dbp", 101, "BP-02", {"vit_sbp": 150, "vit_dbp": 101}),
+    ("hr_review", 131, "HR-01", {"vit_hr": 131}),
+    ("hr_caution", 101, "HR-02", {"vit_hr": 101}),
+    ("spo2_caution", 93, "SPO2-01", {"vit_spo2": 93}),
+    ("qtc_caution_male", 471, "ECG-01", {"ecg_qtc_ms": 471}),
+    ("qtc_caution_female", 481, "ECG-01", {**FEMALE, "ecg_qtc_ms": 481}),
+    (
+        "recent_event_months",
+        5,
+        "NEU-02",
+        {"neuro_tbi": "yes", "neuro_tbi_date": dt.date(2024, 9, 15), "neuro_tbi_symptoms": "no"},
+    ),
+    (
+        "last_drink_hours",
+        23,
+        "ALC-02",
+        {**ALCOHOL, "alc_last_drink": NOW - dt.timedelta(hours=23, minutes=59)},
+    ),
+    ("ciwa_review", 11, "ALC-04", {**ALCOHOL, "ciwa_ar": 10}),
+    ("audc_positive_male", 5, "ALC-01", {**ALCOHOL, "audc_2": 1, "audc_3": 1}),
+    ("audc_positive_other", 4, "ALC-01", {**ALCOHOL, **FEMALE, "audc_2": 1}),
+    (
+        "phq9_severe",
+        21,
+        "SCL-01",
+        {"phq9_1": 3, "phq9_2": 3, "phq9_3": 3, "phq9_4": 3, "phq9_5": 3, "phq9_6": 3},
+    ),
+    ("gad7_significant", 11, "SCL-02", {"gad7_1": 3, "gad7_2": 3, "gad7_7": 0}),
+    (
+        "stopbang_high",
+        6,
+        "RES-01",
+        {
+            "sb_snore": "yes",
+            "sb_tired": "yes",
+            "sb_observed": "yes",
+            "cv_htn": "yes",
+            "cv_htn_controlled": "yes",
+        },
+    ),
+    ("stopbang_intermediate", 4, "RES-02", {"sb_snore": "yes", "sb_tired": "yes"}),
+    ("bmi_info", 36, "BMI-01", BMI_35_1),
+    ("withdrawal_episodes", 3, "ALC-06", {**ALCOHOL, "aw_prior_episodes": 2}),
+    ("pawss_review", 5, "ALC-07", {**ALCOHOL, "aw_pawss": 4}),
+    ("npo_solid_hours", 5, "LOG-02", {"log_last_solid_h": Decimal("5.9")}),
+]
+# Thresholds that feed a derived value or a message, not a rule's condition.
+STOPBANG_ITEM_WIRING = [
+    ("stopbang_bmi", 36, BMI_35_1),
+    ("stopbang_age", 51, {"date_of_birth": born(51)}),
+    ("stopbang_neck_cm", 41, {"vit_neck_cm": Decimal("40.5")}),
+]
+
+
+@pytest.mark.parametrize(("name", "moved", "rule_id", "answers"), THRESHOLD_WIRING)
+def test_each_threshold_moves_its_own_rule(name, moved, rule_id, answers):
+    assert DEFAULTS[name] != moved
+    assert rule_id in ids(evaluate(screen(answers), now=NOW))
+    assert rule_id not in ids(evaluate(screen(answers), now=NOW, thresholds={name: moved}))
+
+
+@pytest.mark.parametrize(("name", "moved", "answers"), STOPBANG_ITEM_WIRING)
+def test_each_stopbang_item_threshold_moves_only_its_item(name, moved, answers):
+    at_default = derive(screen(answers), now=NOW)
+    moved_past = derive(screen(answers), now=NOW, thresholds={name: moved})
+    assert moved_past["stopbang_score"] == at_default["stopbang_score"] - 1
+    assert moved_past["bmi"] == at_default["bmi"]
+
+
+def test_bmi_info_and_stopbang_bmi_are_independent():
+    answers = screen(BMI_35_1)
+    assert "BMI-01" in ids(evaluate(answers, now=NOW, thresholds={"stopbang_bmi": 36}))
+    at_default = derive(answers, now=NOW)["stopbang_score"]
+    assert derive(answers, now=NOW, thresholds={"bmi_info": 36})["stopbang_score"] == at_default
+
+
+def test_benzodiazepine_message_names_the_clinics_dose_threshold():
+    answers = screen(meds("Xanax 0.5mg"))
+    assert "above 8 mg/day" in flag_of(answers, "MED-01").message
+    moved = flag_of(answers, "MED-01", thresholds={"benzo_dzeq_high": 12}).message
+    assert "above 12 mg/day" in moved
+
+
+def test_every_threshold_has_a_wiring_case():
+    covered = {name for name, *_rest in THRESHOLD_WIRING}
+    covered |= {name for name, *_rest in STOPBANG_ITEM_WIRING}
+    covered.add("benzo_dzeq_high")
+    assert covered == set(DEFAULTS)
+
+
 # ---------------------------------------------------------------------------
 # Derived values
 
