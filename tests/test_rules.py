@@ -72,6 +72,14 @@ ALCOHOL = {
     "aw_hx_dt": "no",
     "aw_prior_episodes": 0,
 }
+# STOP-Bang 5 with QUIET's male sex: snoring, tiredness, observed apneas, treated hypertension.
+STOPBANG_FIVE = {
+    "sb_snore": "yes",
+    "sb_tired": "yes",
+    "sb_observed": "yes",
+    "cv_htn": "yes",
+    "cv_htn_controlled": "yes",
+}
 CSSRS_THOUGHTS = {"cssrs_2": "yes", "cssrs_3": "no", "cssrs_4": "no", "cssrs_5": "no"}
 
 
@@ -485,32 +493,12 @@ CASES = [
     ("REN-01", {"renal_dx": "unsure"}, True),
     ("REN-01", {"renal_dx": "none"}, False),
     ("RES-01", {"resp_osa": "yes_untreated"}, True),
-    (
-        "RES-01",
-        {
-            "sb_snore": "yes",
-            "sb_tired": "yes",
-            "sb_observed": "yes",
-            "cv_htn": "yes",
-            "cv_htn_controlled": "yes",
-        },
-        True,
-    ),  # 5 with G
+    ("RES-01", STOPBANG_FIVE, True),
     ("RES-01", {"sb_snore": "yes", "sb_tired": "yes", "sb_observed": "yes"}, False),  # 4
     ("RES-02", {"sb_snore": "yes", "sb_tired": "yes"}, True),  # 3
     ("RES-02", {"sb_snore": "yes", "sb_tired": "yes", "sb_observed": "yes"}, True),  # 4
     ("RES-02", {"sb_snore": "yes"}, False),  # 2
-    (
-        "RES-02",
-        {
-            "sb_snore": "yes",
-            "sb_tired": "yes",
-            "sb_observed": "yes",
-            "cv_htn": "yes",
-            "cv_htn_controlled": "yes",
-        },
-        False,
-    ),  # 5
+    ("RES-02", STOPBANG_FIVE, False),  # 5
     ("RES-03", {"resp_lung": ["copd"]}, True),
     ("RES-03", {"resp_lung": ["other"]}, False),
     ("RES-04", {"sb_snore": "yes", "vit_neck_cm": DROP}, True),  # 2 + N unknown
@@ -522,18 +510,7 @@ CASES = [
         {"sb_snore": "yes", "sb_tired": "yes", "sb_observed": "yes", "vit_neck_cm": DROP},
         True,
     ),
-    (
-        "RES-04",
-        {
-            "sb_snore": "yes",
-            "sb_tired": "yes",
-            "sb_observed": "yes",
-            "cv_htn": "yes",
-            "cv_htn_controlled": "yes",
-            "vit_neck_cm": DROP,
-        },
-        False,
-    ),
+    ("RES-04", {**STOPBANG_FIVE, "vit_neck_cm": DROP}, False),  # 5 + N unknown: high already
     ("RES-04", {"resp_osa": "yes_treated_cpap", "vit_neck_cm": DROP}, False),
     ("URO-01", {"uro_symptoms": ["nocturia"]}, True),
     ("URO-01", {"uro_symptoms": ["none"]}, False),
@@ -756,18 +733,7 @@ THRESHOLD_WIRING = [
         {"phq9_1": 3, "phq9_2": 3, "phq9_3": 3, "phq9_4": 3, "phq9_5": 3, "phq9_6": 3},
     ),
     ("gad7_significant", 11, "SCL-02", {"gad7_1": 3, "gad7_2": 3, "gad7_7": 0}),
-    (
-        "stopbang_high",
-        6,
-        "RES-01",
-        {
-            "sb_snore": "yes",
-            "sb_tired": "yes",
-            "sb_observed": "yes",
-            "cv_htn": "yes",
-            "cv_htn_controlled": "yes",
-        },
-    ),
+    ("stopbang_high", 6, "RES-01", STOPBANG_FIVE),
     ("stopbang_intermediate", 4, "RES-02", {"sb_snore": "yes", "sb_tired": "yes"}),
     ("bmi_info", 36, "BMI-01", BMI_35_1),
     ("withdrawal_episodes", 3, "ALC-06", {**ALCOHOL, "aw_prior_episodes": 2}),
