@@ -52,6 +52,42 @@ CONSISTENCY = (
     ("stopbang_high", "stopbang_intermediate"),
 )
 
+# (lowest, highest) value each threshold may take, inclusive: the range of the
+# answer or score it is compared with (INSTRUMENT.md section 3's hard ranges and
+# the instruments' maximum scores), so a typo cannot set a cut-off no answer can
+# reach (a flag switched off for everyone) or one every answer passes. Times with
+# no answer range (months, hours) keep to a plausible clinical span.
+BOUNDS = {
+    "age_min": (0, 120),  # date of birth: age 0-120
+    "age_info": (0, 120),
+    "bp_caution_sbp": (50, 300),  # vit_sbp
+    "bp_caution_dbp": (20, 200),  # vit_dbp
+    "bp_review_sbp": (50, 300),
+    "bp_review_dbp": (20, 200),
+    "hr_review": (30, 220),  # vit_hr
+    "hr_caution": (30, 220),
+    "spo2_caution": (50, 100),  # vit_spo2
+    "qtc_caution_male": (300, 700),  # ecg_qtc_ms
+    "qtc_caution_female": (300, 700),
+    "recent_event_months": (1, 120),
+    "last_drink_hours": (1, 168),
+    "ciwa_review": (1, 67),  # CIWA-Ar total
+    "audc_positive_male": (1, 12),  # AUDIT-C total
+    "audc_positive_other": (1, 12),
+    "phq9_severe": (1, 27),  # PHQ-9 total
+    "gad7_significant": (1, 21),  # GAD-7 total
+    "stopbang_high": (1, 8),  # STOP-Bang score
+    "stopbang_intermediate": (1, 8),
+    "stopbang_bmi": (10, 100),
+    "stopbang_age": (0, 120),
+    "stopbang_neck_cm": (20, 80),  # vit_neck_cm
+    "bmi_info": (10, 100),
+    "withdrawal_episodes": (1, 100),  # aw_prior_episodes
+    "pawss_review": (1, 10),  # PAWSS total
+    "npo_solid_hours": (1, 168),  # log_last_solid_h
+    "benzo_dzeq_high": (1, 500),
+}
+
 
 def with_defaults(overrides=None):
     """Return the full threshold mapping: the defaults updated by ``overrides``."""
@@ -73,9 +109,18 @@ def to_number(value):
 
 
 def consistency_errors(values):
-    """Return ``{name: message}`` for every impossible combination in ``values``."""
+    """Return ``{name: message}`` for every value out of its bounds or impossible combination."""
     errors = {}
+    for name, (lowest, highest) in BOUNDS.items():
+        if not lowest <= to_number(values[name]) <= highest:
+            unit = SPEC[name][1]
+            errors[name] = (
+                f"{name} must be from {lowest} to {highest} {unit}, the range of what it is "
+                "compared with: outside it, its flag would never fire, or fire for everyone."
+            )
     for greater, lesser in CONSISTENCY:
+        if greater in errors or lesser in errors:
+            continue
         if to_number(values[greater]) <= to_number(values[lesser]):
             errors[greater] = f"{greater} must be greater than {lesser} ({values[lesser]})."
     return errors
