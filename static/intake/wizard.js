@@ -266,11 +266,41 @@
     });
   }
 
+  // A mouse wheel over a focused number box would change its value (a blood
+  // pressure typed as 152 becoming 149) instead of scrolling the page: the box
+  // lets go of focus first, so the wheel scrolls and the typed value stays.
+  form.addEventListener(
+    "wheel",
+    function (event) {
+      var input = event.target;
+      if (input.type === "number" && input === document.activeElement) {
+        input.blur();
+      }
+    },
+    { passive: true }
+  );
+
   // Errors first; else the notice that another tab changed this step.
   var summary =
     document.getElementById("error-summary") || document.getElementById("changed-elsewhere");
   if (summary) {
     summary.focus();
+  }
+
+  // An error link lands on its field with the whole question in view (its
+  // legend or label above it), not the bare input at the top edge of the screen.
+  var errorSummary = document.getElementById("error-summary");
+  if (errorSummary) {
+    errorSummary.addEventListener("click", function (event) {
+      var link = event.target.closest('a[href^="#"]');
+      var input = link && document.getElementById(link.hash.slice(1));
+      if (!input) {
+        return;
+      }
+      event.preventDefault();
+      (input.closest("[data-question]") || input).scrollIntoView({ block: "start" });
+      input.focus({ preventScroll: true });
+    });
   }
 
   update();

@@ -140,3 +140,95 @@ def test_each_resume_link_has_its_own_accessible_name(signed_in_page, live_serve
     hrefs = links.evaluate_all("links => links.map(link => link.getAttribute('href'))")
     assert f"/drafts/{named.pk}/vitals/" in hrefs
     assert not any("Maria" in href or "Lopez" in href for href in hrefs)
+
+
+def test_a_mouse_wheel_over_a_focused_number_box_scrolls_the_page_not_the_value(
+    signed_in_page, live_server, e2e_staff
+):
+    page = signed_in_page
+    page.set_viewport_size({"width": 1280, "height": 600})
+    draft = ready_draft(e2e_staff, realistic_answers(), last_step="vitals")
+    page.goto(live_server.url + step_path(draft.pk, "vitals"))
+    field = page.locator('[name="vitals-vit_sbp"]')
+    field.fill("152")
+    field.scroll_into_view_if_needed()
+    box = field.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    before = page.evaluate("window.scrollY")
+    for _ in range(3):
+        page.mouse.wheel(0, 100)
+        page.wait_for_timeout(100)
+    assert field.input_value() == "152"
+    assert page.evaluate("window.scrollY") > before
+
+
+def test_an_error_link_shows_the_whole_question_and_leaves_no_fragment_behind(
+    signed_in_page, live_server, e2e_staff
+):
+    page = signed_in_page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    draft = ready_draft(e2e_staff, {}, last_step="patient")
+    page.goto(live_server.url + step_path(draft.pk, "patient"))
+    page.click(NEXT)
+    summary = page.locator("#error-summary")
+    link = summary.locator('a[href="#id_patient-sex_at_birth_0"]')
+    link.focus()
+    page.keyboard.press("Enter")
+    focused = page.evaluate("document.activeElement.id")
+    assert focused == "id_patient-sex_at_birth_0"
+    # The question's legend is on screen with the focused option, not scrolled off above it.
+    legend = page.locator('[data-question="sex_at_birth"] legend')
+    assert legend.bounding_box()["y"] >= 0
+    assert "#" not in page.url
+    # The skip link adds a fragment; the next step's address does not keep it.
+    page.goto(live_server.url + step_path(draft.pk, "patient") + "#main")
+    page.fill('[name="patient-first_name"]', "Ada")
+    page.click(NEXT)
+    page.wait_for_load_state()
+    assert "#" not in page.url
+
+
+CONTRAST = """(element) => {
+    const parse = (c) => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+    const lum = (rgb) => {
+        const [r, g, b] = rgb.map((v) => { v /= 255;
+            return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+    // The ring is drawn outside the element: measure it against what is around it.
+    let node = element.parentElement, background = "rgba(0, 0, 0, 0)";
+    while (node && node.nodeType === 1) {
+        const bg = getComputedStyle(node).backgroundColor;
+        if (bg !== "rgba(0, 0, 0, 0)" && bg !== "transparent") { background = bg; break; }
+        node = node.parentElement;
+    }
+    if (background === "rgba(0, 0, 0, 0)") background = "rgb(255, 255, 255)";
+    const style = getComputedStyle(element);
+    const [a, b] = [lum(parse(style.outlineColor)), lum(parse(background))];
+    return { width: parseFloat(style.outlineWidth), style: style.outlineStyle,
+             ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05) };
+}"""
+
+
+def test_the_keyboard_focus_ring_stands_out_from_its_background(
+    signed_in_page, live_server, e2e_staff
+):
+    page = signed_in_page
+    draft = ready_draft(e2e_staff, realistic_answers(), last_step="vitals")
+    page.goto(live_server.url + step_path(draft.pk, "vitals"))
+    targets = [
+        '[name="vitals-vit_sbp"]',
+        NEXT,
+        ".wizard-progress a",
+        "header a.navbar-brand",
+    ]
+    checked = 0
+    for selector in targets:
+        element = page.locator(selector).first
+        element.focus()
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.press("Tab")  # focus by keyboard, so :focus-visible applies
+        ring = element.evaluate(CONTRAST)
+        assert ring["style"] == "solid" and ring["width"] >= 2, (selector, ring)
+        assert ring["ratio"] >= 3, (selector, ring)
+        checked += 1
+    assert checked == len(targets)
