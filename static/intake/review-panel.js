@@ -6,6 +6,18 @@
 (function () {
   "use strict";
 
+  // A mouse wheel over a focused number box (a threshold) scrolls the page
+  // instead of changing the typed value.
+  document.addEventListener(
+    "wheel",
+    function (event) {
+      if (event.target.type === "number" && event.target === document.activeElement) {
+        event.target.blur();
+      }
+    },
+    { passive: true }
+  );
+
   var summary = document.getElementById("error-summary");
   var messages = document.getElementById("messages");
 

@@ -188,3 +188,28 @@ def test_the_queue_sort_icons_are_tappable_on_a_tablet(live_server, chromium, qu
     page.wait_for_url("**?o=-3")
     page.locator("#result_list").screenshot(path=str(ARTIFACTS / "e2e-queue-sort-tablet.png"))
     context.close()
+
+
+def test_a_mouse_wheel_over_a_focused_threshold_scrolls_the_page_not_the_value(
+    live_server, chromium, make_user
+):
+    admin = make_user("clinic-admin", Role.CLINIC_ADMIN)
+    context = chromium.new_context(viewport={"width": 1280, "height": 600})
+    page = context.new_page()
+    page.goto(live_server.url + "/admin/login/")
+    page.fill("#id_username", admin.username)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto(live_server.url + reverse("admin:intake_thresholdset_add"))
+    field = page.locator('[name="hr_review"]')
+    field.fill("130")
+    field.scroll_into_view_if_needed()
+    box = field.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    before = page.evaluate("window.scrollY")
+    for _ in range(3):
+        page.mouse.wheel(0, 100)
+        page.wait_for_timeout(100)
+    assert field.input_value() == "130"
+    assert page.evaluate("window.scrollY") > before
+    context.close()
