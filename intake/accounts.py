@@ -1,4 +1,4 @@
-"""Create staff accounts with a role; audit password changes."""
+"""Create staff accounts with a role; keep a clinic admin; audit password changes."""
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -7,8 +7,10 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 
 from intake import audit
+from intake.models import Role
 from intake.roles import ADMIN_ROLES
 from intake.security import idle_sign_out_message
 
@@ -37,6 +39,40 @@ def create_user(*, username: str, role, password: str, actor=None, validate=True
     detail = {"role": str(role), **({"source": source} if source else {})}
     audit.record(action="intake.user.created", actor=actor, obj=user, detail=detail)
     return user
+
+
+# Refused account changes and deletions that would leave the clinic without a clinic admin.
+LAST_CLINIC_ADMIN = _(
+    "%(username)s is the only active clinic admin: without one, nobody could manage "
+    "accounts, thresholds or sign-in lockouts. Make another account an active clinic admin "
+    "first."
+)
+
+
+def active_clinic_admins():
+    """Return the active accounts with the clinic admin role.
+
+    A superuser counts only with the role and active, like anyone else: a
+    superuser account is the deployment's break-glass account, not one the
+    clinic signs in with day to day, so it never stands in for a clinic admin.
+    """
+    return get_user_model().objects.filter(is_active=True, groups__name=Role.CLINIC_ADMIN)
+
+
+def leaves_no_clinic_admin(user_ids):
+    """Return whether taking the accounts ``user_ids`` out of the clinic admins leaves none.
+
+    False when none of them is an active clinic admin now (a clinic with no
+    clinic admin yet can still edit its other accounts). Call it in the
+    transaction that saves the change: it locks the clinic admin group's row,
+    so two admins demoting each other at once are checked one after the other
+    on PostgreSQL (SQLite writes one transaction at a time anyway).
+    """
+    ids = list(user_ids)
+    with transaction.atomic():  # a savepoint inside the caller's transaction, which keeps the lock
+        Group.objects.select_for_update().filter(name=Role.CLINIC_ADMIN).first()
+        admins = active_clinic_admins()
+        return admins.filter(pk__in=ids).exists() and not admins.exclude(pk__in=ids).exists()
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):

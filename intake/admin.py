@@ -9,13 +9,14 @@ import secrets
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.forms import AdminPasswordChangeForm
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import PAGE_VAR, SEARCH_VAR, ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
-from django.db import connection
+from django.db import connection, transaction
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -990,6 +991,41 @@ class IntakeUserAdmin(CheckedSelectionMixin, OwnFiltersOnlyMixin, UserAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+    # -- the last clinic admin is kept (the change form refuses deactivating or demoting) --
+
+    def _refuse_leaving_no_clinic_admin(self, request, users):
+        """Say so and return True if deleting ``users`` would leave no active clinic admin."""
+        users = list(users)
+        if not accounts.leaves_no_clinic_admin(user.pk for user in users):
+            return False
+        admins = accounts.active_clinic_admins().filter(pk__in=[user.pk for user in users])
+        username = ", ".join(admin.get_username() for admin in admins)
+        self.message_user(
+            request, accounts.LAST_CLINIC_ADMIN % {"username": username}, messages.ERROR
+        )
+        return True
+
+    def delete_view(self, request, object_id, extra_context=None):
+        with transaction.atomic():
+            user = self.get_object(request, unquote(object_id))
+            if (
+                user is not None
+                and self.has_delete_permission(request, user)
+                and self._refuse_leaving_no_clinic_admin(request, [user])
+            ):
+                return redirect("admin:auth_user_change", user.pk)
+            return super().delete_view(request, object_id, extra_context)
+
+    @admin.action(permissions=["delete"], description=_("Delete selected %(verbose_name_plural)s"))
+    def delete_selected(self, request, queryset):
+        """Django's bulk delete, refused when it would leave no active clinic admin."""
+        with transaction.atomic():
+            if self._refuse_leaving_no_clinic_admin(request, queryset):
+                return None
+            return django_delete_selected(self, request, queryset)
+
+    actions = ["delete_selected"]
 
     def user_change_password(self, request, id, form_url=""):
         response = super().user_change_password(request, id, form_url)

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 from django.forms.boundfield import BoundField
 from django.utils.translation import gettext_lazy as _
 
-from intake import thresholds
+from intake import accounts, thresholds
 from intake.models import Determination, Role
 from intake.roles import ADMIN_ROLES, user_role
 
@@ -302,6 +302,20 @@ class UserRoleChangeForm(RoleFieldMixin, UserChangeForm):
         if self.instance.pk:
             role = user_role(self.instance)
             self.fields["role"].initial = role.value if role else ""
+
+    def clean(self):
+        """Refuse deactivating or changing the role of the last active clinic admin."""
+        cleaned = super().clean()
+        user = self.instance  # still as stored: the form's values are set on it after clean()
+        if user.pk is None or "role" not in cleaned:
+            return cleaned
+        active = cleaned.get("is_active") if "is_active" in self.fields else user.is_active
+        if active and cleaned["role"] == Role.CLINIC_ADMIN:
+            return cleaned
+        if accounts.leaves_no_clinic_admin([user.pk]):
+            message = accounts.LAST_CLINIC_ADMIN % {"username": user.get_username()}
+            self.add_error("role" if active else "is_active", message)
+        return cleaned
 
 
 class UserRoleCreationForm(RoleFieldMixin, AdminUserCreationForm):

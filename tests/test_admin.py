@@ -1201,6 +1201,117 @@ def test_clinic_admins_cannot_grant_superuser_or_edit_a_superuser(client, clinic
     assert response.status_code == 403
 
 
+def account_post(user, **changes):
+    """Return a clinic admin's change form data for ``user`` as stored, updated by ``changes``."""
+    role = user.groups.values_list("name", flat=True).first() or ""
+    data = {"username": user.username, "first_name": "", "last_name": "", "email": ""}
+    data.update(role=role, is_active="on" if user.is_active else "")
+    data.update(changes)
+    return {name: value for name, value in data.items() if value != ""}
+
+
+def superuser_account_post(user, **changes):
+    """Return a superuser's change form data for ``user`` (its fields are Django's full set)."""
+    data = account_post(user, **changes)
+    data.update(date_joined_0="2026-01-05", date_joined_1="09:00:00")
+    return data
+
+
+LAST_ADMIN = "is the only active clinic admin"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [({"is_active": ""}, "is_active"), ({"role": "clinician"}, "role"), ({"role": ""}, "role")],
+    ids=["deactivate", "to clinician", "no role"],
+)
+def test_the_only_clinic_admin_cannot_deactivate_or_demote_themselves(
+    client, clinic_admin, changes, field
+):
+    client.force_login(clinic_admin)
+    url = reverse("admin:auth_user_change", args=[clinic_admin.pk])
+    response = client.post(url, account_post(clinic_admin, **changes))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field]
+    assert errors[field] == [
+        "clinicadmin is the only active clinic admin: without one, nobody could manage "
+        "accounts, thresholds or sign-in lockouts. Make another account an active clinic "
+        "admin first."
+    ]
+    clinic_admin.refresh_from_db()
+    assert clinic_admin.is_active and clinic_admin.is_staff
+    assert list(clinic_admin.groups.values_list("name", flat=True)) == ["clinic_admin"]
+    assert not AuditEvent.objects.filter(action="intake.user.changed").exists()
+    # Saving the account unchanged, or changing only its name, is still fine.
+    response = client.post(url, account_post(clinic_admin, first_name="Robin"))
+    assert response.status_code == 302
+
+
+def test_a_clinic_admin_can_step_down_once_another_active_one_exists(
+    client, clinic_admin, make_user
+):
+    other = make_user("other-admin", Role.CLINIC_ADMIN)
+    other.is_active = False
+    other.save()
+    client.force_login(clinic_admin)
+    url = reverse("admin:auth_user_change", args=[clinic_admin.pk])
+    # An inactive clinic admin is no clinic admin.
+    assert LAST_ADMIN in client.post(url, account_post(clinic_admin, is_active="")).content.decode()
+    other_url = reverse("admin:auth_user_change", args=[other.pk])
+    assert client.post(other_url, account_post(other, is_active="on")).status_code == 302
+    response = client.post(url, account_post(clinic_admin, role="clinician"))
+    assert response.status_code == 302
+    clinic_admin.refresh_from_db()
+    assert list(clinic_admin.groups.values_list("name", flat=True)) == ["clinician"]
+
+
+def test_a_superuser_without_the_role_does_not_count_as_a_clinic_admin(client, clinic_admin):
+    root = get_user_model().objects.create_superuser("root", password=PASSWORD)
+    client.force_login(root)
+    url = reverse("admin:auth_user_change", args=[clinic_admin.pk])
+    response = client.post(url, superuser_account_post(clinic_admin, is_active=""))
+    assert response.status_code == 200
+    assert LAST_ADMIN in response.context["adminform"].form.errors["is_active"][0]
+    clinic_admin.refresh_from_db()
+    assert clinic_admin.is_active
+    # Given the role, the superuser is one: the other account may step down.
+    root_url = reverse("admin:auth_user_change", args=[root.pk])
+    data = superuser_account_post(root, role="clinic_admin", is_staff="on", is_superuser="on")
+    assert client.post(root_url, data).status_code == 302
+    response = client.post(url, superuser_account_post(clinic_admin, is_active=""))
+    assert response.status_code == 302
+    clinic_admin.refresh_from_db()
+    assert not clinic_admin.is_active
+
+
+def test_a_superuser_cannot_delete_the_only_clinic_admin(
+    client, clinic_admin, clinician, staff_user, make_user
+):
+    users = get_user_model().objects
+    root = users.create_superuser("root", password=PASSWORD)
+    client.force_login(root)
+    url = reverse("admin:auth_user_delete", args=[clinic_admin.pk])
+    response = client.post(url, {"post": "yes"}, follow=True)
+    assert response.redirect_chain == [
+        (reverse("admin:auth_user_change", args=[clinic_admin.pk]), 302)
+    ]
+    assert LAST_ADMIN in response.content.decode()
+    changelist = reverse("admin:auth_user_changelist")
+    selected = [clinic_admin.pk, clinician.pk]
+    data = {"action": "delete_selected", "_selected_action": selected, "post": "yes"}
+    response = client.post(changelist, data, follow=True)
+    assert LAST_ADMIN in response.content.decode()
+    assert users.filter(pk__in=selected).count() == 2
+    # Any other account's deletion, or one that leaves a clinic admin, goes ahead.
+    data["_selected_action"] = [staff_user.pk]
+    assert client.post(changelist, data).status_code == 302
+    assert not users.filter(pk=staff_user.pk).exists()
+    make_user("other-admin", Role.CLINIC_ADMIN)
+    assert client.post(url, {"post": "yes"}).status_code == 302
+    assert not users.filter(pk=clinic_admin.pk).exists()
+
+
 def test_review_page_lists_earlier_pdf_versions_and_keeps_line_breaks(
     client, clinician, staff_user
 ):
