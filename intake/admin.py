@@ -762,6 +762,22 @@ class ScreeningAdmin(CheckedSelectionMixin, OwnFiltersOnlyMixin, admin.ModelAdmi
 # Thresholds
 
 
+def changes_text(changes):
+    """Return ``{name: (old, new)}`` as "name old → new", semicolon-separated."""
+    return "; ".join(f"{name} {old} → {new}" for name, (old, new) in changes.items())
+
+
+def threshold_changes(old, new):
+    """Return what changed from the values ``old`` to ``new``, in the thresholds' order."""
+    return changes_text(
+        {
+            name: (old[name], new[name])
+            for name in thresholds.SPEC
+            if thresholds.to_number(old[name]) != thresholds.to_number(new[name])
+        }
+    )
+
+
 @admin.register(ThresholdSet)
 class ThresholdSetAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
     list_display = ("version", "created_at", "created_by", "note")
@@ -829,23 +845,23 @@ class ThresholdSetAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
                         gettext("Taken from version %(version)s: %(changes)s.")
                         % {
                             "version": exc.version,
-                            "changes": "; ".join(
-                                f"{name} {old} → {new}"
-                                for name, (old, new) in form.taken_from_newer.items()
-                            ),
+                            "changes": changes_text(form.taken_from_newer),
                         },
                     )
                 version = exc.version
             except IntakeError as exc:
                 form.add_error(None, str(exc))
             else:
+                old = reviews.thresholds_of_version(threshold_set.version - 1)
+                new = thresholds.decode(threshold_set.values)
                 self.message_user(
                     request,
                     gettext(
-                        "Thresholds version %(version)s is now in force for new screenings. "
-                        "Submitted screenings keep the values they were evaluated with."
+                        "Thresholds version %(version)s is now in force for new screenings: "
+                        "%(changes)s. Submitted screenings keep the values they were evaluated "
+                        "with."
                     )
-                    % {"version": threshold_set.version},
+                    % {"version": threshold_set.version, "changes": threshold_changes(old, new)},
                     messages.SUCCESS,
                 )
                 return redirect("admin:intake_thresholdset_changelist")

@@ -1139,6 +1139,25 @@ def test_a_threshold_form_opened_before_another_save_keeps_both_changes_only_whe
     assert (values["spo2_caution"], values["phq9_severe"], values["hr_review"]) == (92, 19, 128)
 
 
+def test_saving_thresholds_says_what_changed_old_to_new(client, clinic_admin):
+    client.force_login(clinic_admin)
+    url = reverse("admin:intake_thresholdset_add")
+    data = threshold_post(hr_review="120", last_drink_hours="12.5", note="Protocol update")
+    response = client.post(url, data, follow=True)
+    assert [str(message) for message in response.context["messages"]] == [
+        "Thresholds version 1 is now in force for new screenings: hr_review 130 → 120; "
+        "last_drink_hours 24 → 12.5. Submitted screenings keep the values they were "
+        "evaluated with."
+    ]
+    # The next version is compared with version 1, not with the shipped defaults.
+    data = threshold_post(1, hr_review="120", last_drink_hours="12.5", spo2_caution="92", note="x")
+    response = client.post(url, data, follow=True)
+    (message,) = response.context["messages"]
+    assert "Thresholds version 2 is now in force for new screenings: spo2_caution 94 → 92." in (
+        str(message)
+    )
+
+
 def test_a_threshold_form_without_its_version_is_refused(client, clinic_admin):
     client.force_login(clinic_admin)
     data = threshold_post(phq9_severe="19", note="x")
