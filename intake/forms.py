@@ -333,6 +333,17 @@ def med_list_errors(bound):
     return result
 
 
+def range_messages(q):
+    """Return a number question's out-of-range messages: the whole range, either side."""
+    if q.min_value is None or q.max_value is None:
+        return {}
+    message = _("Enter a number from %(min)s to %(max)s.") % {
+        "min": q.min_value,
+        "max": q.max_value,
+    }
+    return {"min_value": message, "max_value": message}
+
+
 def make_field(q):
     """Return the form field for question ``q``."""
     label = q.label
@@ -361,6 +372,7 @@ def make_field(q):
         return StrictIntegerField(
             min_value=q.min_value,
             max_value=q.max_value,
+            error_messages=range_messages(q),
             widget=NumberInput(attrs={"inputmode": "numeric", "step": "1"}),
             **common,
         )
@@ -369,6 +381,7 @@ def make_field(q):
             decimal_places=q.decimal_places,
             min_value=q.min_value,
             max_value=q.max_value,
+            error_messages=range_messages(q),
             widget=NumberInput(attrs={"inputmode": "decimal"}),
             **common,
         )

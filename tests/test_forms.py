@@ -1,6 +1,7 @@
 """Step forms built from the instrument: types, ranges, precision, exclusive keys, dates, meds."""
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -282,7 +283,7 @@ def test_bounds_never_replace_the_servers_messages(client, staff_user):
         step_url(draft, "patient"), post_data("patient", quiet_answers(date_of_birth=tomorrow))
     )
     page = response.content.decode()
-    assert '<form method="post" novalidate' in page
+    assert re.search(r'<form method="post" action="[^"]*" novalidate', page)
     assert "The date of birth cannot be in the future." in page
     assert f'max="{timezone.localdate().isoformat()}"' in page
 
@@ -634,3 +635,23 @@ def test_python_written_inputs_equal_djangos_templates(slug):
                     assert ours == djangos, (code, value)
                     compared += 1
     assert compared >= len(python_written) * 2 * len(AWKWARD_VALUES)
+
+
+@pytest.mark.parametrize(
+    ("code", "side"), [("vit_sbp", "max"), ("vit_sbp", "min"), ("vit_neck_cm", "max")]
+)
+def test_a_number_out_of_range_is_told_the_whole_range(code, side):
+    q = instrument.QUESTIONS[code]
+    value = q.max_value + 1 if side == "max" else q.min_value - 1
+    form = form_for("vitals", **{code: value})
+    assert not form.is_valid()
+    assert form.errors[code] == [f"Enter a number from {q.min_value} to {q.max_value}."]
+
+
+def test_every_number_question_has_a_range_to_name():
+    numbers = [
+        q for q in instrument.QUESTIONS.values() if q.type in (instrument.INT, instrument.DECIMAL)
+    ]
+    assert numbers
+    for q in numbers:
+        assert q.min_value is not None and q.max_value is not None, q.code
