@@ -894,12 +894,22 @@ class DeterminationAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
+        # Read before saving: the form's instance already holds the new values.
+        stored = Determination.objects.filter(pk=obj.pk).values(*self.fields).first() or {}
         super().save_model(request, obj, form, change)
+        detail = {"label": obj.label, "active": obj.active, "fields": form.changed_data}
+        if change:
+            # Old and new values, as for accounts: a renamed option names both labels.
+            detail["changes"] = {
+                name: [stored.get(name), getattr(obj, name)]
+                for name in self.fields
+                if stored.get(name) != getattr(obj, name)
+            }
         audit.record(
             action="intake.determination.changed" if change else "intake.determination.added",
             obj=obj,
             request=request,
-            detail={"label": obj.label, "active": obj.active, "fields": form.changed_data},
+            detail=detail,
         )
 
 

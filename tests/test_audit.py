@@ -165,6 +165,31 @@ def test_threshold_changes_are_audited_with_old_and_new_values(client, clinic_ad
     assert rows[0].actor == clinic_admin
 
 
+def test_renaming_a_determination_option_is_audited_with_old_and_new_labels(client, clinic_admin):
+    client.force_login(clinic_admin)
+    option = Determination.objects.get(label="Referred elsewhere")
+    url = reverse("admin:intake_determination_change", args=[option.pk])
+    data = {"label": "Referred to another service", "position": option.position, "active": "on"}
+    before = last_id()
+    assert client.post(url, data).status_code == 302
+    rows = new_rows(before)
+    assert [row.action for row in rows] == ["intake.determination.changed"]
+    assert rows[0].object_id == str(option.pk) and rows[0].actor == clinic_admin
+    assert rows[0].detail == {
+        "label": "Referred to another service",
+        "active": True,
+        "fields": ["label"],
+        "changes": {"label": ["Referred elsewhere", "Referred to another service"]},
+    }
+    before = last_id()
+    moved = {"label": data["label"], "position": option.position + 5}  # "active" unticked
+    client.post(url, moved)
+    assert new_rows(before)[0].detail["changes"] == {
+        "position": [option.position, option.position + 5],
+        "active": [True, False],
+    }
+
+
 def test_audit_details_never_hold_answers_or_names(client, screening, clinician, clinic_admin):
     client.force_login(clinician)
     client.get(url("change", screening))
