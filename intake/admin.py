@@ -32,6 +32,7 @@ from intake.admin_actions import CheckedSelectionMixin
 from intake.admin_forms import (
     STALE_FORM,
     AddendumForm,
+    DeterminationForm,
     RecordReviewForm,
     ThresholdsForm,
     UnlockForm,
@@ -885,6 +886,7 @@ class ThresholdSetAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
 
 @admin.register(Determination)
 class DeterminationAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
+    form = DeterminationForm
     list_display = ("label", "position", "active")
     list_filter = ("active",)
     fields = ("label", "position", "active")

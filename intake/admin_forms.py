@@ -262,6 +262,40 @@ class ThresholdsForm(PanelForm):
         return form
 
 
+DUPLICATE_OPTION = _(
+    "There is already an option “%(label)s”: labels that differ only in capitals or "
+    "spaces read as the same option. Use that one, or choose another label."
+)
+DUPLICATE_WITHDRAWN_OPTION = _(
+    "There is already a withdrawn option “%(label)s”: labels that differ only in "
+    "capitals or spaces read as the same option. Make that one active again, or choose "
+    "another label."
+)
+
+
+def label_key(label):
+    """Return ``label`` as a reader tells options apart: case and spacing ignored."""
+    return " ".join(label.split()).casefold()
+
+
+class DeterminationForm(forms.ModelForm):
+    """A determination option; its label must read differently from every other option's."""
+
+    class Meta:
+        model = Determination
+        fields = ("label", "position", "active")
+
+    def clean_label(self):
+        """Return the label with its spaces tidied; refuse one that reads as another option's."""
+        label = " ".join(self.cleaned_data["label"].split())
+        others = Determination.objects.exclude(pk=self.instance.pk).only("label", "active")
+        for other in others:
+            if label_key(other.label) == label_key(label):
+                message = DUPLICATE_OPTION if other.active else DUPLICATE_WITHDRAWN_OPTION
+                raise forms.ValidationError(message % {"label": other.label}, code="duplicate")
+        return label
+
+
 ROLE_CHOICES = [("", _("No role (cannot sign in to anything)")), *Role.choices]
 
 

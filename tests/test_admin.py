@@ -1220,6 +1220,46 @@ def test_clinic_admins_cannot_grant_superuser_or_edit_a_superuser(client, clinic
     assert response.status_code == 403
 
 
+@pytest.mark.parametrize("label", ["referred elsewhere", "  Referred   ELSEWHERE "])
+def test_a_determination_option_differing_only_in_case_or_spaces_is_refused(
+    client, clinic_admin, label
+):
+    client.force_login(clinic_admin)
+    count = Determination.objects.count()
+    data = {"label": label, "position": "9", "active": "on"}
+    response = client.post(reverse("admin:intake_determination_add"), data)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["label"] == [
+        "There is already an option “Referred elsewhere”: labels that differ only in capitals "
+        "or spaces read as the same option. Use that one, or choose another label."
+    ]
+    # Renaming another option to it is refused too; a withdrawn option is named as such.
+    withdrawn = Determination.objects.get(label="Referred elsewhere")
+    withdrawn.active = False
+    withdrawn.save()
+    other = Determination.objects.exclude(pk=withdrawn.pk).first()
+    url = reverse("admin:intake_determination_change", args=[other.pk])
+    response = client.post(url, data)
+    assert response.status_code == 200
+    assert "There is already a withdrawn option “Referred elsewhere”" in unescape(
+        response.content.decode()
+    )
+    assert "Make that one active again" in unescape(response.content.decode())
+    assert Determination.objects.count() == count
+    assert not Determination.objects.filter(label__iexact="referred elsewhere", active=True)
+    assert not AuditEvent.objects.filter(action__startswith="intake.determination.").exists()
+
+
+def test_an_option_may_change_its_own_capitals_and_spaces_are_tidied(client, clinic_admin):
+    client.force_login(clinic_admin)
+    option = Determination.objects.get(label="Referred elsewhere")
+    url = reverse("admin:intake_determination_change", args=[option.pk])
+    data = {"label": " Referred  Elsewhere ", "position": option.position, "active": "on"}
+    assert client.post(url, data).status_code == 302
+    option.refresh_from_db()
+    assert option.label == "Referred Elsewhere"
+
+
 def account_post(user, **changes):
     """Return a clinic admin's change form data for ``user`` as stored, updated by ``changes``."""
     role = user.groups.values_list("name", flat=True).first() or ""
