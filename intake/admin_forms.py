@@ -81,10 +81,32 @@ def page_state_field(**kwargs):
     )
 
 
+WITHDRAWN_OPTION = _(
+    "This option was withdrawn by a clinic admin after the form was opened; choose another."
+)
+
+
+class ActiveDeterminationField(forms.ModelChoiceField):
+    """The active determination options; one withdrawn since the form was shown says so."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except forms.ValidationError as error:
+            withdrawn = Determination.objects.filter(active=False)
+            if (
+                error.code == "invalid_choice"
+                and str(value).isdigit()
+                and withdrawn.filter(pk=int(value)).exists()
+            ):
+                raise forms.ValidationError(WITHDRAWN_OPTION, code="withdrawn") from error
+            raise
+
+
 class RecordReviewForm(PanelForm):
     """Acknowledge each review flag, record the clinician's determination and note, sign."""
 
-    determination = forms.ModelChoiceField(
+    determination = ActiveDeterminationField(
         label=_("Your determination"),
         help_text=_("Your own decision, recorded as you choose it. The app suggests none."),
         queryset=Determination.objects.none(),

@@ -756,6 +756,29 @@ def test_review_form_preselects_no_determination(client, clinician, staff_user):
         assert determination.label.encode() in html
 
 
+def test_an_option_withdrawn_after_the_form_opened_says_so_and_keeps_the_note(
+    client, clinician, staff_user
+):
+    screening = flagged_screening(staff_user, ["SUI-01"])
+    client.force_login(clinician)
+    url = reverse("admin:intake_screening_review", args=[screening.pk])
+    assert client.get(url).status_code == 200
+    data = review_post(screening)
+    Determination.objects.filter(pk=data["determination"]).update(active=False)  # meanwhile
+    response = client.post(url, data)
+    assert response.status_code == 200
+    assert response.context["form"].errors["determination"] == [
+        "This option was withdrawn by a clinic admin after the form was opened; choose another."
+    ]
+    html = response.content.decode()
+    assert "Called the patient; plan in chart." in html
+    assert PASSWORD not in html
+    assert not Review.objects.exists()
+    # Any other unknown option is still Django's own refusal.
+    response = client.post(url, {**data, "determination": "99999"})
+    assert "Select a valid choice." in response.context["form"].errors["determination"][0]
+
+
 def two_clinicians_on_a_review_form(client, make_user, staff_user):
     """Return (Sam First, second, screening, review URL), ``client`` signed in as second."""
     first = make_user("first", Role.CLINICIAN)
