@@ -686,6 +686,41 @@ class Question(Field):
         return parts
 
 
+# Headings over the instruments that share a step (the "Mood" step runs PHQ-9,
+# GAD-7 and the C-SSRS screener one after another), placed before their first item.
+GROUP_HEADINGS = {
+    "phq9_1": (
+        gettext_lazy("Depression (PHQ-9)"),
+        gettext_lazy("Over the past 2 weeks, how often has the patient been bothered by:"),
+    ),
+    "gad7_1": (
+        gettext_lazy("Anxiety (GAD-7)"),
+        gettext_lazy("Over the past 2 weeks, how often has the patient been bothered by:"),
+    ),
+    "cssrs_1": (
+        gettext_lazy("Suicide-risk screen (C-SSRS screener)"),
+        gettext_lazy("Questions 1 to 5 ask about the past month, then lifetime behavior."),
+    ),
+}
+
+
+class GroupHeading:
+    """A heading and its one-line stem over a group of questions (no template to render)."""
+
+    def __init__(self, code, title, stem):
+        self.fields = []
+        self.markup = format_html(
+            '<div class="question-group" id="group-{}"><h2 class="h4 mb-1">{}</h2>'
+            '<p class="text-body-secondary mb-0">{}</p></div>',
+            code,
+            title,
+            stem,
+        )
+
+    def render(self, form, context, template_pack=TEMPLATE_PACK, **kwargs):
+        return self.markup
+
+
 @cache
 def step_form_helper(slug):
     """Return the crispy helper of step ``slug``: one ``Question`` per question, in order.
@@ -696,7 +731,12 @@ def step_form_helper(slug):
     helper = FormHelper()
     helper.form_tag = False
     helper.disable_csrf = True
-    helper.layout = Layout(*(Question(q) for q in step.questions))
+    parts = []
+    for q in step.questions:
+        if q.code in GROUP_HEADINGS:
+            parts.append(GroupHeading(q.code, *GROUP_HEADINGS[q.code]))
+        parts.append(Question(q))
+    helper.layout = Layout(*parts)
     return helper
 
 

@@ -917,9 +917,8 @@ MOOD = Step(
             basis="S1, S2",
         ),
     ),
-    intro="PHQ-9 and GAD-7: over the past 2 weeks, how often has the patient been bothered "
-    "by each of the following? The suicide-risk screener asks about the past month, then "
-    "about lifetime behavior.",
+    intro="Three screeners, one after another: depression (PHQ-9) and anxiety (GAD-7) over "
+    "the past 2 weeks, then the suicide-risk screener (past month, then lifetime behavior).",
 )
 
 DRINKS = Compare("audc_1", ">", 0)

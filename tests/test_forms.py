@@ -12,7 +12,9 @@ from django.utils import timezone
 from intake import instrument, thresholds
 from intake.forms import (
     INNER_MARKER,
+    GroupHeading,
     PythonMarkup,
+    Question,
     date_input_limits,
     med_list_errors,
     step_form_class,
@@ -502,6 +504,42 @@ def test_unknown_choice_is_rejected():
     assert not form.is_valid()
 
 
+def questions_of(helper):
+    """Return the ``Question`` blocks of a step's layout (not its group headings)."""
+    return [part for part in helper.layout.fields if isinstance(part, Question)]
+
+
+def test_mood_step_heads_each_instrument_before_its_first_item():
+    helper = step_form_helper("mood")
+    codes = instrument.STEPS_BY_SLUG["mood"].codes
+    assert [q.question["code"] for q in questions_of(helper)] == list(codes)
+    order = [
+        part.markup if isinstance(part, GroupHeading) else part.question["code"]
+        for part in helper.layout.fields
+    ]
+    headings = [
+        index for index, part in enumerate(order) if not isinstance(part, str) or "<h2" in part
+    ]
+    assert len(headings) == 3
+    for index, (first, title) in zip(
+        headings,
+        [
+            ("phq9_1", "Depression (PHQ-9)"),
+            ("gad7_1", "Anxiety (GAD-7)"),
+            ("cssrs_1", "Suicide-risk screen (C-SSRS screener)"),
+        ],
+        strict=True,
+    ):
+        assert f'<h2 class="h4 mb-1">{title}</h2>' in order[index]
+        assert order[index + 1] == first
+    page = make_form("mood", {})
+    html = "".join(str(part.render(page, Context())) for part in helper.layout.fields)
+    assert html.count("<h2") == 3
+    assert html.index("Anxiety (GAD-7)") < html.index('data-question="gad7_1"')
+    # Other steps have no group headings.
+    assert all(isinstance(part, Question) for part in step_form_helper("vitals").layout.fields)
+
+
 @pytest.mark.parametrize("slug", [s.slug for s in instrument.STEPS if s.slug != "pregnancy"])
 def test_cached_question_markup_equals_a_fresh_render(slug):
     """Question.render reuses markup rendered once; it must equal a full render every time."""
@@ -510,7 +548,7 @@ def test_cached_question_markup_equals_a_fresh_render(slug):
     filled = form_for(slug)
     assert filled.is_valid(), filled.errors
     for form in (blank, filled, blank):
-        for question in helper.layout.fields:
+        for question in questions_of(helper):
             bound = form[question.question["code"]]
             rendered = question.render(form, Context())
             assert rendered == question.render_template(bound, question.inner(bound))
