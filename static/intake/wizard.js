@@ -116,14 +116,22 @@
     }
     var group = form.querySelectorAll('input[type="checkbox"][name="' + input.name + '"]');
     var isExclusive = exclusive.indexOf(input.value) !== -1;
+    var cleared = [];
     Array.prototype.forEach.call(group, function (other) {
       if (other === input) {
         return;
       }
-      if (isExclusive || exclusive.indexOf(other.value) !== -1) {
+      if (other.checked && (isExclusive || exclusive.indexOf(other.value) !== -1)) {
         other.checked = false;
+        var label = form.querySelector('label[for="' + other.id + '"]');
+        cleared.push(label ? label.textContent.trim() : other.value);
       }
     });
+    // Say what was unticked: a screen reader user would not otherwise know.
+    var announce = document.getElementById("wizard-announce");
+    if (announce && cleared.length) {
+      announce.textContent = "Unticked: " + cleared.join(", ") + ".";
+    }
   }
 
   form.addEventListener("change", function (event) {

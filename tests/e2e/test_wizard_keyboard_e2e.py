@@ -232,3 +232,20 @@ def test_the_keyboard_focus_ring_stands_out_from_its_background(
         assert ring["ratio"] >= 3, (selector, ring)
         checked += 1
     assert checked == len(targets)
+
+
+def test_a_tick_box_unticked_by_an_exclusive_answer_is_announced(
+    signed_in_page, live_server, e2e_staff
+):
+    page = signed_in_page
+    draft = ready_draft(e2e_staff, realistic_answers(), last_step="other_conditions")
+    page.goto(live_server.url + step_path(draft.pk, "other_conditions"))
+    none = page.locator('[name="other_conditions-endo_thyroid"][value="none"]')
+    unsure = page.locator('[name="other_conditions-endo_thyroid"][value="unsure"]')
+    none.check()
+    announce = page.locator("#wizard-announce")
+    assert announce.get_attribute("aria-live") == "polite"
+    unsure.focus()
+    page.keyboard.press("Space")
+    assert unsure.is_checked() and not none.is_checked()
+    assert announce.text_content() == "Unticked: None."
