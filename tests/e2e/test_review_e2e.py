@@ -213,3 +213,18 @@ def test_a_mouse_wheel_over_a_focused_threshold_scrolls_the_page_not_the_value(
     assert field.input_value() == "130"
     assert page.evaluate("window.scrollY") > before
     context.close()
+
+
+def test_the_panels_home_links_are_tappable_on_a_tablet(live_server, chromium, make_user):
+    admin = make_user("clinic-admin", Role.CLINIC_ADMIN)
+    context, page = tablet_page_signed_in(chromium, live_server, admin)
+    page.goto(live_server.url + reverse("admin:index"))
+    links = page.locator("#content-main .module a")
+    assert links.count() >= 5
+    small = [
+        (links.nth(index).inner_text(), box["height"])
+        for index in range(links.count())
+        if (box := links.nth(index).bounding_box())["height"] < 44
+    ]
+    assert small == []
+    context.close()
