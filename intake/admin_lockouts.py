@@ -3,10 +3,11 @@
 A lockout is an axes ``AccessAttempt`` row (username, address, browser; no
 patient data); deleting it lifts the lockout. axes' own admin is replaced so
 that every deletion, one at a time or by the bulk action, writes an audit row
-naming who lifted it. A lockout ended by its cool-off is audited when axes
-clears it (``intake.security.LockoutHandler``); one ended by a successful
-sign-in cannot exist (the lockout refuses it) and ``manage.py axes_reset`` is
-not a lift by a person, so neither is audited here.
+naming who lifted it, and so that its pages speak of lifting a lockout (the
+person can sign in again), not of deleting records. A lockout ended by its
+cool-off is audited when axes clears it (``intake.security.LockoutHandler``);
+one ended by a successful sign-in cannot exist (the lockout refuses it) and
+``manage.py axes_reset`` is not a lift by a person, so neither is audited here.
 
 Every time on these pages is the clinic's (``TIME_ZONE``). The model's own
 title, ``AccessAttempt.__str__``, prints the stored UTC time; Django's admin
@@ -18,9 +19,13 @@ the attempt wrapped in ``LocalTitle``.
 
 import axes.admin  # registers axes' admins first, so the replacement below always wins
 from axes.models import AccessAttempt
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.contrib.admin.utils import quote
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -67,6 +72,16 @@ class LocalTitle:
 
     def __str__(self):
         return attempt_title(self.attempt)
+
+
+def lifted_message(attempts):
+    """Return the success message for lifting ``attempts``: who can sign in again."""
+    names = list(dict.fromkeys(attempt.username for attempt in attempts))
+    return ngettext(
+        "Lockout lifted: %(names)s can sign in again.",
+        "%(count)d lockouts lifted: %(names)s can sign in again.",
+        len(attempts),
+    ) % {"count": len(attempts), "names": ", ".join(names)}
 
 
 def record_lift(request, attempt):
@@ -138,8 +153,9 @@ class LockoutAdmin(CheckedSelectionMixin, axes.admin.AccessAttemptAdmin):
         LockoutFilter if f is axes.admin.IsLockedOutFilter else f
         for f in axes.admin.AccessAttemptAdmin.list_filter
     ]
-    # axes' clean-up action deletes without going through delete_queryset.
-    actions = []
+    # axes' clean-up action deletes without going through delete_queryset; Django's
+    # "Delete selected" is replaced by lift_lockouts (see get_actions).
+    actions = ["lift_lockouts"]
 
     @admin.display(description=gettext_lazy("Status"))
     def status(self, attempt):
@@ -166,7 +182,31 @@ class LockoutAdmin(CheckedSelectionMixin, axes.admin.AccessAttemptAdmin):
 
     def render_delete_form(self, request, context):
         context["object"] = LocalTitle(context["object"])
+        context["title"] = _("Lift lockout")
         return super().render_delete_form(request, context)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(permissions=["delete"], description=gettext_lazy("Lift the selected lockouts"))
+    def lift_lockouts(self, request, queryset):
+        """Django's "Delete selected", worded as what it does: lifting lockouts, audited."""
+        if not request.POST.get("post"):
+            # The confirmation page, Django's own in the lockout's words (see its template).
+            response = delete_selected(self, request, queryset)
+            response.context_data["title"] = _("Lift lockouts")
+            return response
+        _objs, _count, perms_needed, protected = self.get_deleted_objects(queryset, request)
+        if perms_needed or protected:
+            raise PermissionDenied
+        attempts = list(queryset)
+        if attempts:
+            self.log_deletions(request, queryset)
+            self.delete_queryset(request, queryset)
+            self.message_user(request, lifted_message(attempts), messages.SUCCESS)
+        return None  # the list again
 
     def history_view(self, request, object_id, extra_context=None):
         response = super().history_view(request, object_id, extra_context)
@@ -211,11 +251,19 @@ class LockoutAdmin(CheckedSelectionMixin, axes.admin.AccessAttemptAdmin):
         with transaction.atomic():
             record_lift(request, obj)
             super().delete_model(request, obj)
-        request.intake_deleted_title = attempt_title(obj)
+        request.intake_lifted = obj
 
     def response_delete(self, request, obj_display, obj_id):
-        shown = getattr(request, "intake_deleted_title", obj_display)
-        return super().response_delete(request, shown, obj_id)
+        """Say who can sign in again, and show the lockouts (Django said "deleted")."""
+        lifted = getattr(request, "intake_lifted", None)
+        if lifted is None or not self.has_view_permission(request):
+            return super().response_delete(request, obj_display, obj_id)
+        self.message_user(request, lifted_message([lifted]), messages.SUCCESS)
+        changelist = reverse(
+            f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_changelist"
+        )
+        preserved = {"preserved_filters": self.get_preserved_filters(request), "opts": self.opts}
+        return HttpResponseRedirect(add_preserved_filters(preserved, changelist))
 
     def delete_queryset(self, request, queryset):
         with transaction.atomic():

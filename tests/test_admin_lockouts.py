@@ -65,7 +65,7 @@ def test_clinic_admin_sees_a_lockout_lifts_it_and_the_user_signs_in(staff_user, 
     assert again.session["_auth_user_id"] == str(staff_user.pk)
 
 
-def test_bulk_delete_action_audits_every_lockout_it_lifts(staff_user, clinician, clinic_admin):
+def test_the_bulk_lift_action_audits_every_lockout_it_lifts(staff_user, clinician, clinic_admin):
     lock_out(Client(), "staff")
     lock_out(Client(), "clinician", ip="10.0.0.2")
     sign_in(Client(), "typed-a-secret", "wrong-password", ip="10.0.0.3")
@@ -75,7 +75,7 @@ def test_bulk_delete_action_audits_every_lockout_it_lifts(staff_user, clinician,
     response = admin.post(
         changelist(),
         {
-            "action": "delete_selected",
+            "action": "lift_lockouts",
             "_selected_action": list(AccessAttempt.objects.values_list("pk", flat=True)),
             "post": "yes",
         },
@@ -93,6 +93,50 @@ def test_bulk_delete_action_audits_every_lockout_it_lifts(staff_user, clinician,
     assert "typed-a-secret" not in str(list(AuditEvent.objects.values_list("detail", flat=True)))
 
 
+def test_lifting_a_lockout_is_worded_as_lifting_it_not_deleting_records(
+    staff_user, clinician, clinic_admin
+):
+    admin = signed_in_admin(clinic_admin)
+    lock_out(Client(), "staff")
+    attempt = AccessAttempt.objects.get()
+    change = admin.get(reverse("admin:axes_accessattempt_change", args=[attempt.pk]))
+    html = change.content.decode()
+    assert f'href="{delete_url(attempt)}" class="deletelink">Lift lockout</a>' in html
+    assert ">Delete<" not in html
+
+    confirm = admin.get(delete_url(attempt))
+    html = confirm.content.decode()
+    assert confirm.context["title"] == "Lift lockout"
+    assert "Lift the lockout of <strong>staff</strong>? They can sign in again at once." in html
+    assert '<input type="submit" value="Lift lockout">' in html
+    assert "delete" not in html.split('id="content"')[1].split('id="deleted-objects"')[0].lower()
+    assert "Yes, I’m sure" not in html and "Are you sure" not in html
+
+    done = admin.post(delete_url(attempt), {"post": "yes"}, follow=True)
+    assert done.redirect_chain[-1][0] == changelist()
+    assert [str(m) for m in done.context["messages"]] == [
+        "Lockout lifted: staff can sign in again."
+    ]
+    assert AuditEvent.objects.filter(action="intake.auth.lockout_lifted").count() == 1
+
+    lock_out(Client(), "staff")
+    lock_out(Client(), "clinician", ip="10.0.0.2")
+    selected = list(AccessAttempt.objects.order_by("username").values_list("pk", flat=True))
+    data = {"action": "lift_lockouts", "_selected_action": selected}
+    confirm = admin.post(changelist(), data)
+    html = confirm.content.decode()
+    assert confirm.context["title"] == "Lift lockouts"
+    assert "Lift the selected lockouts? Each person can sign in again at once." in html
+    assert '<input type="submit" value="Lift lockouts">' in html
+    assert "Are you sure" not in html and "Delete multiple objects" not in html
+    done = admin.post(changelist(), {**data, "post": "yes"}, follow=True)
+    assert [str(m) for m in done.context["messages"]] == [
+        "2 lockouts lifted: clinician, staff can sign in again."
+    ]
+    assert "Successfully deleted" not in done.content.decode()
+    assert AuditEvent.objects.filter(action="intake.auth.lockout_lifted").count() == 3
+
+
 @pytest.mark.parametrize("garbled", ["abc", "1.5", ""])
 def test_a_bulk_action_on_a_selection_it_does_not_understand_does_nothing(
     staff_user, clinic_admin, garbled
@@ -103,7 +147,7 @@ def test_a_bulk_action_on_a_selection_it_does_not_understand_does_nothing(
     attempt = AccessAttempt.objects.get()
     response = admin.post(
         changelist(),
-        {"action": "delete_selected", "_selected_action": [attempt.pk, garbled], "post": "yes"},
+        {"action": "lift_lockouts", "_selected_action": [attempt.pk, garbled], "post": "yes"},
         follow=True,
     )
     assert response.status_code == 200
@@ -117,7 +161,8 @@ def test_axes_clean_up_action_is_not_offered(clinic_admin):
     admin = Client()
     admin.force_login(clinic_admin)
     page = admin.get(changelist()).content.decode()
-    assert "delete_selected" in page
+    assert '<option value="lift_lockouts">Lift the selected lockouts</option>' in page
+    assert "delete_selected" not in page
     assert "cleanup_expired_attempts" not in page
 
 
@@ -254,7 +299,7 @@ def test_lockout_pages_show_the_clinics_time(staff_user, clinic_admin):
     assert_local_only(history.content.decode(), attempt, attempt.attempt_time)
 
 
-def test_delete_confirmation_message_and_log_show_the_clinics_time(staff_user, clinic_admin):
+def test_lift_confirmation_and_log_show_the_clinics_time(staff_user, clinic_admin):
     admin = signed_in_admin(clinic_admin)
     lock_out(Client(), "staff")
     attempt = AccessAttempt.objects.get()
@@ -262,19 +307,20 @@ def test_delete_confirmation_message_and_log_show_the_clinics_time(staff_user, c
 
     confirm = admin.get(delete_url(attempt)).content.decode()
     assert_local_only(confirm, attempt, attempt.attempt_time)
-    assert f'delete the access attempt "{title}"?' in confirm
     url = reverse("admin:axes_accessattempt_change", args=[attempt.pk])
+    assert f'<a href="{url}">{title}</a>' in confirm  # breadcrumbs
     assert f'Access attempt: <a href="{url}">{title}</a>' in confirm
 
     done = admin.post(delete_url(attempt), {"post": "yes"}, follow=True)
     assert [str(message) for message in done.context["messages"]] == [
-        f"The access attempt “{title}” was deleted successfully."
+        "Lockout lifted: staff can sign in again."
     ]
     assert LogEntry.objects.get().object_repr == title
-    assert_local_only(done.content.decode(), attempt, attempt.attempt_time)  # "Recent actions"
+    index = admin.get(reverse("admin:index")).content.decode()
+    assert_local_only(index, attempt, attempt.attempt_time)  # "Recent actions"
 
 
-def test_bulk_delete_confirmation_shows_the_clinics_time(staff_user, clinician, clinic_admin):
+def test_bulk_lift_confirmation_shows_the_clinics_time(staff_user, clinician, clinic_admin):
     admin = signed_in_admin(clinic_admin)
     lock_out(Client(), "staff")
     sign_in(Client(), "clinician", "wrong-password", ip="10.0.0.2")
@@ -285,7 +331,7 @@ def test_bulk_delete_confirmation_shows_the_clinics_time(staff_user, clinician, 
 
     page = admin.post(
         changelist(),
-        {"action": "delete_selected", "_selected_action": [a.pk for a in attempts]},
+        {"action": "lift_lockouts", "_selected_action": [a.pk for a in attempts]},
     ).content.decode()
 
     for attempt in attempts:
