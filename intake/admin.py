@@ -6,11 +6,13 @@ action goes through one service in ``intake.reviews``.
 """
 
 import secrets
+from functools import update_wrapper
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.forms import AdminPasswordChangeForm
+from django.contrib.admin.sites import AdminSite
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import PAGE_VAR, SEARCH_VAR, ChangeList
 from django.contrib.auth import get_user_model
@@ -70,6 +72,30 @@ def password_change(request, extra_context=None):
 
 
 admin.site.password_change = password_change
+
+
+def admin_view(view, cacheable=False):
+    """Wrap a review panel view as Django does; a signed-in user without access gets a 403.
+
+    Django sends a signed-in account without review panel access (intake staff)
+    to the admin's sign-in page, which only says "You are authenticated as ...,
+    but are not authorized" and offers to sign in as someone else: a dead end.
+    They get the app's "Not allowed" page instead, with its link home, as a
+    clinician gets on a clinic admin's page. Anonymous users still meet the
+    sign-in page. Set on the default site, like ``password_change``, before its
+    URLs are built.
+    """
+    checked = AdminSite.admin_view(admin.site, view, cacheable)
+
+    def inner(request, *args, **kwargs):
+        if request.user.is_authenticated and not admin.site.has_permission(request):
+            raise PermissionDenied
+        return checked(request, *args, **kwargs)
+
+    return update_wrapper(inner, checked)
+
+
+admin.site.admin_view = admin_view
 
 # Short status labels so the queue fits a laptop screen.
 QUEUE_STATUS = {

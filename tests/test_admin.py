@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.utils.html import escape
 
 from intake import reviews, thresholds
@@ -296,7 +296,8 @@ def check_nothing_deleted(users, response):
     assert response.status_code == 403
 
 
-LOGIN = {"anonymous": "login", "staff": "login"}
+# Anonymous users meet the sign-in page; intake staff, signed in, the app's "Not allowed".
+LOGIN = {"anonymous": "login", "staff": 403}
 BOTH_200 = {**LOGIN, "clinician": 200, "clinic_admin": 200}
 ADMIN_ONLY_200 = {**LOGIN, "clinician": 403, "clinic_admin": 200}
 NOBODY = {**LOGIN, "clinician": 403, "clinic_admin": 403}
@@ -352,7 +353,7 @@ def test_permission_ladder(client, ladder, case, role):
     want = expected[role]
     if want == "login":
         assert response.status_code == 302
-        # Anonymous users meet the site login (LoginRequiredMiddleware), staff the admin's.
+        # The site login (LoginRequiredMiddleware) or the admin's.
         assert response.url.startswith((reverse("login"), reverse("admin:login")))
     elif want == "ok":
         check(ladder, response)
@@ -600,8 +601,27 @@ def test_an_empty_search_clears_the_search_and_keeps_the_filters(client, clinici
 def test_only_review_panel_users_can_search_the_queue(client, staff_user):
     client.force_login(staff_user)
     response = client.post(reverse("admin:intake_screening_search"), {"q": "x"})
-    assert response.status_code == 302 and "/login/" in response.url
+    assert response.status_code == 403
     assert SEARCHES_KEY not in client.session
+
+
+@pytest.mark.parametrize(
+    "url", [reverse_lazy("admin:index"), reverse_lazy("admin:password_change")]
+)
+def test_intake_staff_opening_the_review_panel_get_the_apps_not_allowed_page(
+    client, staff_user, url
+):
+    client.force_login(staff_user)
+    response = client.get(url)
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert '<h1 class="h3">Not allowed</h1>' in html
+    assert f'href="{reverse("intake:home")}"' in html
+    assert "not authorized" not in html and "different account" not in html
+    client.logout()
+    response = client.get(url)  # anonymous: the sign-in page, as before
+    assert response.status_code == 302
+    assert response.url.startswith((reverse("login"), reverse("admin:login")))
 
 
 @pytest.mark.parametrize("action", ["claim", "release", "search"])
