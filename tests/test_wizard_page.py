@@ -46,7 +46,8 @@ def test_current_section_is_marked_for_screen_readers_and_not_a_link():
     (item,) = items([section(2, current=True, visited=True, complete=True)])
     assert item == (
         '<li class="wizard-progress-item is-current"><span aria-current="step">'
-        '<span class="wizard-progress-number">2</span> Section 2</span></li>'
+        '<span class="wizard-progress-number">2</span> '
+        '<span class="wizard-progress-title">Section 2</span></span></li>'
     )
 
 
@@ -54,12 +55,14 @@ def test_visited_sections_link_to_their_step_and_say_when_complete():
     done, started = items([section(1, visited=True, complete=True), section(3, visited=True)])
     assert done == (
         '<li class="wizard-progress-item is-complete"><a href="/drafts/7/s1/">'
-        '<span class="wizard-progress-number">1</span> Section 1</a>'
+        '<span class="wizard-progress-number">1</span> '
+        '<span class="wizard-progress-title">Section 1</span></a>'
         '<span class="visually-hidden">(complete)</span></li>'
     )
     assert started == (
         '<li class="wizard-progress-item"><a href="/drafts/7/s3/">'
-        '<span class="wizard-progress-number">3</span> Section 3</a></li>'
+        '<span class="wizard-progress-number">3</span> '
+        '<span class="wizard-progress-title">Section 3</span></a></li>'
     )
 
 
@@ -72,7 +75,8 @@ def test_sections_not_yet_reached_are_plain_text():
     (item,) = items([section(5)])
     assert item == (
         '<li class="wizard-progress-item"><span class="text-body-secondary">'
-        '<span class="wizard-progress-number">5</span> Section 5</span></li>'
+        '<span class="wizard-progress-number">5</span> '
+        '<span class="wizard-progress-title">Section 5</span></span></li>'
     )
     assert "<a" not in item
 

@@ -35,7 +35,7 @@ def progress_items(sections, on_review):
     for section in sections:
         label = (
             f'<span class="wizard-progress-number">{int(section["number"])}</span> '
-            f"{escape(section['title'])}"
+            f'<span class="wizard-progress-title">{escape(section["title"])}</span>'
         )
         if section["current"]:
             items.append(
