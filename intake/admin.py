@@ -954,12 +954,21 @@ class ActionFilter(admin.SimpleListFilter):
         return queryset.filter(action=self.value()) if self.value() else queryset
 
 
+# Rows of a sign-in attempt: nobody is signed in, the username tried is in the detail.
+ATTEMPT_ACTIONS = frozenset({"intake.auth.login_failed", "intake.auth.locked_out"})
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
-    list_display = ("when", "event", "actor_username", "object_type", "object_id", "ip")
+    list_display = ("when", "event", "actor_column", "object_type", "object_id", "ip")
     list_display_links = ("when",)
     list_filter = (ActionFilter, "at", ("actor", admin.RelatedOnlyFieldListFilter))
-    search_fields = ("object_id__exact", "action")
+    # The detail's "username" is an account's name only (never text typed that names
+    # no account): the one tried at sign-in, or whose lockout was lifted or ended.
+    search_fields = ("object_id__exact", "action", "actor_username", "detail__username")
+    search_help_text = _(
+        "Search by action code, object number, or username (signed in, or tried at sign-in)."
+    )
     date_hierarchy = "at"
     fields = (
         "when",
@@ -981,6 +990,18 @@ class AuditEventAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
     @admin.display(description=_("When"), ordering="at")
     def when(self, obj):
         return timezone.localtime(obj.at).strftime("%Y-%m-%d %H:%M:%S")
+
+    @admin.display(description=_("Actor"), ordering="actor_username")
+    def actor_column(self, obj):
+        """The signed-in user; for a failed sign-in or lockout, the username tried, marked."""
+        if obj.actor_username or obj.action not in ATTEMPT_ACTIONS:
+            return obj.actor_username or self.get_empty_value_display()
+        detail = obj.detail if isinstance(obj.detail, dict) else {}
+        if detail.get("username"):
+            return gettext("%(username)s (attempted)") % {"username": detail["username"]}
+        if detail.get("unknown_username"):
+            return gettext("unknown username (attempted)")
+        return self.get_empty_value_display()
 
     @admin.display(description=_("Action"), ordering="action")
     def event(self, obj):

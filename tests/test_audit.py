@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -13,6 +14,7 @@ from intake import audit, reviews, thresholds
 from intake.models import AuditEvent, Determination, ImmutableRecordError
 from tests.conftest import PASSWORD
 from tests.review_data import flagged_screening
+from tests.test_security import lock_out, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -297,3 +299,42 @@ def test_the_log_shows_what_each_action_means_in_local_time(client, screening, c
     assert "Screening viewed" in detail and "intake.screening.viewed" in detail
     history = client.get(reverse("admin:intake_screening_change", args=[screening.pk]))
     assert "Screening viewed" in history.content.decode().split('id="history"')[1]
+
+
+def actor_cells(response):
+    """Return each listed row's action and actor column as the log shows them."""
+    admin = response.context["cl"].model_admin
+    return [(row.action, admin.actor_column(row)) for row in response.context["cl"].result_list]
+
+
+def test_the_log_names_the_username_tried_at_a_failed_sign_in_and_finds_it(
+    client, staff_user, clinician, clinic_admin
+):
+    sign_in(Client(), "staff", "wrong-password")
+    lock_out(Client(), "clinician", ip="10.0.0.2")
+    sign_in(Client(), "typed-a-secret", "wrong-password", ip="10.0.0.3")
+    client.force_login(clinic_admin)
+    url = reverse("admin:intake_auditevent_changelist")
+
+    response = client.get(url)
+    html = response.content.decode()
+    assert "staff (attempted)" in html and "clinician (attempted)" in html
+    assert "unknown username (attempted)" in html
+    assert "typed-a-secret" not in html
+    cells = set(actor_cells(response))
+    assert ("intake.auth.login_failed", "staff (attempted)") in cells
+    assert ("intake.auth.locked_out", "clinician (attempted)") in cells
+    assert ("intake.auth.login", "clinicadmin") in cells
+
+    # The search finds rows by the signed-in user, or by the username tried.
+    found = actor_cells(client.get(url, {"q": "staff"}))
+    assert found == [("intake.auth.login_failed", "staff (attempted)")]
+    found = actor_cells(client.get(url, {"q": "clinician"}))
+    assert set(found) == {
+        ("intake.auth.login_failed", "clinician (attempted)"),
+        ("intake.auth.locked_out", "clinician (attempted)"),
+    }
+    found = actor_cells(client.get(url, {"q": "clinicadmin"}))
+    assert found and {actor for _action, actor in found} == {"clinicadmin"}
+    # Nothing new is stored: the rows keep no typed name that is no account's.
+    assert "typed-a-secret" not in str(list(AuditEvent.objects.values_list("detail", flat=True)))
