@@ -11,3 +11,19 @@ def sign_in(page, live_server, user):
     page.click('button[type="submit"]')
     page.wait_for_url(f"{live_server.url}/")
     return page
+
+
+def wheel_over_focused(page, field, typed):
+    """Type ``typed`` in ``field``, wheel over it 3 notches; return (value, scrolled).
+
+    ``scrolled`` is whether the page moved: the wheel should scroll it, not change the value.
+    """
+    field.fill(typed)
+    field.scroll_into_view_if_needed()
+    box = field.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    before = page.evaluate("window.scrollY")
+    for _ in range(3):
+        page.mouse.wheel(0, 100)
+        page.wait_for_timeout(100)
+    return field.input_value(), page.evaluate("window.scrollY") > before

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from intake.models import Review, Role, Screening
 from tests.conftest import PASSWORD
+from tests.e2e.pages import wheel_over_focused
 from tests.e2e.test_wizard_e2e import run_axe
 from tests.review_data import days_ago, flagged_screening
 
@@ -202,16 +203,7 @@ def test_a_mouse_wheel_over_a_focused_threshold_scrolls_the_page_not_the_value(
     page.get_by_role("button", name="Log in").click()
     page.goto(live_server.url + reverse("admin:intake_thresholdset_add"))
     field = page.locator('[name="hr_review"]')
-    field.fill("130")
-    field.scroll_into_view_if_needed()
-    box = field.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    before = page.evaluate("window.scrollY")
-    for _ in range(3):
-        page.mouse.wheel(0, 100)
-        page.wait_for_timeout(100)
-    assert field.input_value() == "130"
-    assert page.evaluate("window.scrollY") > before
+    assert wheel_over_focused(page, field, "130") == ("130", True)
     context.close()
 
 

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from intake.models import Draft
+from tests.e2e.pages import wheel_over_focused
 from tests.e2e.test_wizard_e2e import NEXT, ready_draft, realistic_answers, step_path
 
 pytestmark = pytest.mark.e2e
@@ -150,16 +151,7 @@ def test_a_mouse_wheel_over_a_focused_number_box_scrolls_the_page_not_the_value(
     draft = ready_draft(e2e_staff, realistic_answers(), last_step="vitals")
     page.goto(live_server.url + step_path(draft.pk, "vitals"))
     field = page.locator('[name="vitals-vit_sbp"]')
-    field.fill("152")
-    field.scroll_into_view_if_needed()
-    box = field.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    before = page.evaluate("window.scrollY")
-    for _ in range(3):
-        page.mouse.wheel(0, 100)
-        page.wait_for_timeout(100)
-    assert field.input_value() == "152"
-    assert page.evaluate("window.scrollY") > before
+    assert wheel_over_focused(page, field, "152") == ("152", True)
 
 
 def test_an_error_link_shows_the_whole_question_and_leaves_no_fragment_behind(
