@@ -170,6 +170,15 @@ class SubmitterFilter(admin.RelatedFieldListFilter):
         return [(user.pk, str(user)) for user in users]
 
 
+def queue_title(state):
+    """Return the queue's heading for the chosen review state (``?state=``)."""
+    if state == "all":
+        return gettext("All screenings")
+    if state in QUEUE_STATUS:
+        return gettext("Screenings: %(state)s") % {"state": QUEUE_STATUS[state]}
+    return gettext("Screenings to review")
+
+
 class ReviewStateFilter(admin.SimpleListFilter):
     """The queue shows what is still to review unless another state is chosen.
 
@@ -484,7 +493,10 @@ class ScreeningAdmin(CheckedSelectionMixin, OwnFiltersOnlyMixin, admin.ModelAdmi
             SEARCH_VAR in request.GET or recalled_search(request) is None
         ):
             return self._search_by_token(request)
-        extra_context = {"title": gettext("Screenings to review"), **(extra_context or {})}
+        extra_context = {
+            "title": queue_title(request.GET.get(ReviewStateFilter.parameter_name)),
+            **(extra_context or {}),
+        }
         response = super().changelist_view(request, extra_context)
         context = getattr(response, "context_data", None) or {}
         if response.status_code == 200 and "cl" in context:

@@ -487,6 +487,16 @@ def test_queue_shows_what_is_still_to_review_unless_asked_for_more(client, clini
     assert names("?state=reviewed")[0] == ["Signed"]
     assert names("?state=in_review")[0] == ["Claimed"]
     assert names("?state=bogus")[0] == ["Awaiting", "Claimed"]
+    # The heading says which screenings are listed.
+    headings = {
+        "": "Screenings to review",
+        "?state=all": "All screenings",
+        "?state=reviewed": "Screenings: Signed",
+        "?state=bogus": "Screenings to review",
+    }
+    for query, heading in headings.items():
+        body = names(query)[1].content.decode()
+        assert f"<h1>{heading}</h1>" in body and f"<title>{heading} |" in body
 
 
 def test_is_open_is_computed_by_the_database_from_the_status(staff_user):
