@@ -213,8 +213,16 @@ class ThresholdsForm(PanelForm):
         for name, (default, unit, used_by) in thresholds.SPEC.items():
             common = {
                 "label": name,
-                "help_text": _("%(unit)s · used by %(used)s · default %(default)s")
-                % {"unit": unit, "used": used_by, "default": default},
+                "help_text": _(
+                    "%(unit)s · used by %(used)s · default %(default)s · from %(low)s to %(high)s"
+                )
+                % {
+                    "unit": unit,
+                    "used": used_by,
+                    "default": default,
+                    "low": thresholds.BOUNDS[name][0],
+                    "high": thresholds.BOUNDS[name][1],
+                },
                 "initial": current[name],
                 "min_value": 0,
             }

@@ -87,3 +87,10 @@ def test_the_threshold_form_says_which_values_are_out_of_bounds(client, clinic_a
     assert "phq9_severe must be from 1 to 27 points" in body
     assert "spo2_caution must be from 50 to 100 %" in body
     assert not ThresholdSet.objects.exists()
+
+
+def test_the_threshold_form_states_each_values_allowed_range(client, clinic_admin):
+    client.force_login(clinic_admin)
+    body = client.get(reverse("admin:intake_thresholdset_add")).content.decode()
+    assert "beats/min · used by HR-01, HR-02 · default 130 · from 30 to 220" in body
+    assert "points · used by SCL-01 · default 20 · from 1 to 27" in body
