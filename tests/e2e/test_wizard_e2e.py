@@ -490,7 +490,7 @@ def test_a_section_link_on_a_stale_tab_warns_instead_of_losing_what_was_typed(
     tab_a = signed_in_page
     draft, url = overtaken_vitals(tab_a, live_server, e2e_staff, "vit_neck_cm", "40")
     tab_a.fill('[name="vitals-vit_hr"]', "99")
-    tab_a.click(".wizard-progress a >> text=Patient")
+    tab_a.click(".wizard-progress a:has-text('Patient')")
     tab_a.wait_for_selector("#changed-elsewhere")
     assert tab_a.url == url  # stayed, to show both versions
     assert tab_a.input_value('[name="vitals-vit_hr"]') == "99"
@@ -503,7 +503,7 @@ def test_a_section_link_saves_what_was_typed_and_goes_there(signed_in_page, live
     draft = ready_draft(e2e_staff, quiet_answers(vit_hr=72), last_step="vitals")
     page.goto(live_server.url + step_path(draft.pk, "vitals"))
     page.fill('[name="vitals-vit_hr"]', "99")
-    page.focus(".wizard-progress a >> text=Patient")
+    page.focus(".wizard-progress a:has-text('Patient')")
     page.keyboard.press("Enter")
     page.wait_for_url("**/patient/")
     assert not page.locator("#changed-elsewhere").count()
