@@ -565,10 +565,10 @@ def test_two_threshold_editors_saving_at_once_one_is_refused(make_user, existing
         ThresholdSet.objects.create(version=1, values=thresholds.encode(thresholds.DEFAULTS))
     outcomes = []
 
-    def save(user, name):
+    def save(user, name, value):
         try:
             reviews.save_thresholds(
-                values=dict(thresholds.DEFAULTS, **{name: 19}),
+                values=dict(thresholds.DEFAULTS, **{name: value}),
                 user=user,
                 based_on_version=existing,
             )
@@ -576,7 +576,7 @@ def test_two_threshold_editors_saving_at_once_one_is_refused(make_user, existing
         except IntakeError as exc:
             outcomes.append(type(exc).__name__)
 
-    at_once(save, [(first, "phq9_severe"), (second, "spo2_caution")])
+    at_once(save, [(first, "phq9_severe", 19), (second, "spo2_caution", 90)])
     assert sorted(outcomes) == ["ThresholdsChangedError", "saved"]
     assert ThresholdSet.objects.order_by("-version").first().version == existing + 1
 
