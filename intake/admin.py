@@ -852,8 +852,8 @@ class ThresholdSetAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
             **(extra_context or {}),
             "version_in_force": version,
             "values_in_force": [
-                (name, values[name], unit, used)
-                for name, (_d, unit, used) in thresholds.SPEC.items()
+                (name, values[name], unit, thresholds.DESCRIPTIONS[name])
+                for name, (_d, unit, _used) in thresholds.SPEC.items()
             ],
         }
         return super().changelist_view(request, extra_context)

@@ -210,15 +210,15 @@ class ThresholdsForm(PanelForm):
         super().__init__(*args, **kwargs)
         self.fields["based_on_version"].initial = version
         current = current or thresholds.DEFAULTS
-        for name, (default, unit, used_by) in thresholds.SPEC.items():
+        for name, (default, unit, _used) in thresholds.SPEC.items():
             common = {
                 "label": name,
                 "help_text": _(
-                    "%(unit)s · used by %(used)s · default %(default)s · from %(low)s to %(high)s"
+                    "%(unit)s · default %(default)s · from %(low)s to %(high)s · %(meaning)s"
                 )
                 % {
+                    "meaning": thresholds.DESCRIPTIONS[name],
                     "unit": unit,
-                    "used": used_by,
                     "default": default,
                     "low": thresholds.BOUNDS[name][0],
                     "high": thresholds.BOUNDS[name][1],

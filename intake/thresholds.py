@@ -40,6 +40,45 @@ SPEC = {
 
 DEFAULTS = {name: default for name, (default, _unit, _used) in SPEC.items()}
 
+# What each threshold does, in the words of the rule's comparison (INSTRUMENT.md
+# section 6: "above" is >, "at or above" is >=, "below" and "fewer than" are <),
+# for the clinic admin who edits it. The notes in brackets are section 5's.
+VALIDATED_TOOL = " Part of the validated STOP-Bang tool: change only with it."
+DESCRIPTIONS = {
+    "age_min": "AGE-01 flags a patient younger than this.",
+    "age_info": "AGE-02 flags a patient older than this; ALC-06 too, with daily drinking.",
+    "bp_caution_sbp": "Systolic above this: the repeat reading is asked, and BP-01 flags it.",
+    "bp_caution_dbp": "Diastolic above this: the repeat reading is asked, and BP-01 flags it.",
+    "bp_review_sbp": "BP-02 flags a rested systolic above this.",
+    "bp_review_dbp": "BP-02 flags a rested diastolic above this.",
+    "hr_review": "HR-01 flags a heart rate above this; HR-02 covers those up to it.",
+    "hr_caution": "HR-02 flags a heart rate above this, up to the HR-01 value.",
+    "spo2_caution": "SPO2-01 flags a saturation below this.",
+    "qtc_caution_male": "ECG-01 flags a QTc above this (sex at birth male, intersex, not stated).",
+    "qtc_caution_female": "ECG-01 flags a QTc above this (sex at birth female).",
+    "recent_event_months": "A stroke, heart attack or head injury this many months ago or less "
+    "counts as recent (CV-04, CV-05, NEU-02).",
+    "last_drink_hours": "ALC-02 flags a last drink fewer than this many hours ago.",
+    "ciwa_review": "ALC-04 flags a CIWA-Ar at or above this; ALC-05 one from 1 to below it.",
+    "audc_positive_male": "ALC-01 flags an AUDIT-C at or above this (sex at birth male).",
+    "audc_positive_other": "ALC-01 flags an AUDIT-C at or above this (sex at birth female, "
+    "intersex, not stated).",
+    "phq9_severe": "SCL-01 flags a PHQ-9 total at or above this.",
+    "gad7_significant": "SCL-02 flags a GAD-7 total at or above this.",
+    "stopbang_high": "RES-01 flags a STOP-Bang score at or above this (high risk); RES-02 "
+    "(intermediate) and RES-04 (incomplete) only scores below it.",
+    "stopbang_intermediate": "RES-02 flags a STOP-Bang score at or above this and below high; "
+    "RES-04 an incomplete score that could reach it.",
+    "stopbang_bmi": "STOP-Bang item B scores a BMI above this." + VALIDATED_TOOL,
+    "stopbang_age": "STOP-Bang item A scores an age above this." + VALIDATED_TOOL,
+    "stopbang_neck_cm": "STOP-Bang item N scores a neck above this." + VALIDATED_TOOL,
+    "bmi_info": "BMI-01 flags a BMI above this.",
+    "withdrawal_episodes": "ALC-06 flags this many previous withdrawal episodes or more.",
+    "pawss_review": "ALC-07 flags a PAWSS total at or above this.",
+    "npo_solid_hours": "LOG-02 flags solid food fewer than this many hours ago.",
+    "benzo_dzeq_high": "Named in MED-01's message: benzodiazepine doses above this weigh more.",
+}
+
 # Units of whole counts: calendar months (``within_months``), years of age, score
 # points and episodes. A fraction of one has no meaning, so the editor refuses it.
 WHOLE_UNITS = frozenset({"months", "years", "points", "episodes"})

@@ -1,5 +1,7 @@
 """Threshold bounds: a clinic's cut-off stays within the range of what it is compared with."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -92,5 +94,22 @@ def test_the_threshold_form_says_which_values_are_out_of_bounds(client, clinic_a
 def test_the_threshold_form_states_each_values_allowed_range(client, clinic_admin):
     client.force_login(clinic_admin)
     body = client.get(reverse("admin:intake_thresholdset_add")).content.decode()
-    assert "beats/min · used by HR-01, HR-02 · default 130 · from 30 to 220" in body
-    assert "points · used by SCL-01 · default 20 · from 1 to 27" in body
+    assert (
+        "beats/min · default 130 · from 30 to 220 · HR-01 flags a heart rate above this; "
+        "HR-02 covers those up to it."
+    ) in body
+    assert "points · default 20 · from 1 to 27 · SCL-01 flags a PHQ-9 total at or above" in body
+
+
+def test_each_thresholds_description_names_every_rule_that_uses_it():
+    assert set(thresholds.DESCRIPTIONS) == set(thresholds.SPEC)
+    for name, (_default, _unit, used_by) in thresholds.SPEC.items():
+        for rule_id in re.findall(r"[A-Z]+\d*-\d{2}", used_by):
+            assert rule_id in thresholds.DESCRIPTIONS[name], (name, rule_id)
+
+
+def test_the_thresholds_in_force_say_what_each_does(client, clinic_admin):
+    client.force_login(clinic_admin)
+    body = client.get(reverse("admin:intake_thresholdset_changelist")).content.decode()
+    assert "What it does" in body
+    assert "SPO2-01 flags a saturation below this." in body
