@@ -44,6 +44,7 @@ DEFAULTS = {name: default for name, (default, _unit, _used) in SPEC.items()}
 # section 6: "above" is >, "at or above" is >=, "below" and "fewer than" are <),
 # for the clinic admin who edits it. The notes in brackets are section 5's.
 VALIDATED_TOOL = " Part of the validated STOP-Bang tool: change only with it."
+UNVERIFIED = " Unverified default: a clinician signs it off before go-live."
 DESCRIPTIONS = {
     "age_min": "AGE-01 flags a patient younger than this.",
     "age_info": "AGE-02 flags a patient older than this; ALC-06 too, with daily drinking.",
@@ -52,10 +53,11 @@ DESCRIPTIONS = {
     "bp_review_sbp": "BP-02 flags a rested systolic above this.",
     "bp_review_dbp": "BP-02 flags a rested diastolic above this.",
     "hr_review": "HR-01 flags a heart rate above this; HR-02 covers those up to it.",
-    "hr_caution": "HR-02 flags a heart rate above this, up to the HR-01 value.",
-    "spo2_caution": "SPO2-01 flags a saturation below this.",
-    "qtc_caution_male": "ECG-01 flags a QTc above this (sex at birth male, intersex, not stated).",
-    "qtc_caution_female": "ECG-01 flags a QTc above this (sex at birth female).",
+    "hr_caution": "HR-02 flags a heart rate above this, up to the HR-01 value." + UNVERIFIED,
+    "spo2_caution": "SPO2-01 flags a saturation below this." + UNVERIFIED,
+    "qtc_caution_male": "ECG-01 flags a QTc above this (sex at birth male, intersex, not stated)."
+    + UNVERIFIED,
+    "qtc_caution_female": "ECG-01 flags a QTc above this (sex at birth female)." + UNVERIFIED,
     "recent_event_months": "A stroke, heart attack or head injury this many months ago or less "
     "counts as recent (CV-04, CV-05, NEU-02).",
     "last_drink_hours": "ALC-02 flags a last drink fewer than this many hours ago.",
@@ -73,9 +75,10 @@ DESCRIPTIONS = {
     "stopbang_age": "STOP-Bang item A scores an age above this." + VALIDATED_TOOL,
     "stopbang_neck_cm": "STOP-Bang item N scores a neck above this." + VALIDATED_TOOL,
     "bmi_info": "BMI-01 flags a BMI above this.",
-    "withdrawal_episodes": "ALC-06 flags this many previous withdrawal episodes or more.",
-    "pawss_review": "ALC-07 flags a PAWSS total at or above this.",
-    "npo_solid_hours": "LOG-02 flags solid food fewer than this many hours ago.",
+    "withdrawal_episodes": "ALC-06 flags this many previous withdrawal episodes or more."
+    + UNVERIFIED,
+    "pawss_review": "ALC-07 flags a PAWSS total at or above this." + UNVERIFIED,
+    "npo_solid_hours": "LOG-02 flags solid food fewer than this many hours ago." + UNVERIFIED,
     "benzo_dzeq_high": "Named in MED-01's message: benzodiazepine doses above this weigh more.",
 }
 

@@ -113,3 +113,19 @@ def test_the_thresholds_in_force_say_what_each_does(client, clinic_admin):
     body = client.get(reverse("admin:intake_thresholdset_changelist")).content.decode()
     assert "What it does" in body
     assert "SPO2-01 flags a saturation below this." in body
+
+
+def test_unverified_defaults_and_stopbang_items_carry_section_5s_notes():
+    unverified = {
+        "hr_caution",
+        "spo2_caution",
+        "qtc_caution_male",
+        "qtc_caution_female",
+        "withdrawal_episodes",
+        "pawss_review",
+        "npo_solid_hours",
+    }
+    stopbang = {"stopbang_bmi", "stopbang_age", "stopbang_neck_cm"}
+    for name, text in thresholds.DESCRIPTIONS.items():
+        assert ("Unverified default" in text) is (name in unverified), name
+        assert ("validated STOP-Bang tool" in text) is (name in stopbang), name
