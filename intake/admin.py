@@ -806,17 +806,6 @@ def changes_text(changes):
     return "; ".join(f"{name} {old} → {new}" for name, (old, new) in changes.items())
 
 
-def threshold_changes(old, new):
-    """Return what changed from the values ``old`` to ``new``, in the thresholds' order."""
-    return changes_text(
-        {
-            name: (old[name], new[name])
-            for name in thresholds.SPEC
-            if thresholds.to_number(old[name]) != thresholds.to_number(new[name])
-        }
-    )
-
-
 @admin.register(ThresholdSet)
 class ThresholdSetAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
     list_display = ("version", "created_at", "created_by", "note")
@@ -891,8 +880,8 @@ class ThresholdSetAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
             except IntakeError as exc:
                 form.add_error(None, str(exc))
             else:
-                old = reviews.thresholds_of_version(threshold_set.version - 1)
-                new = thresholds.decode(threshold_set.values)
+                # Saved on the version the form was built on: ``values`` are the old ones.
+                changed = thresholds.changes(values, thresholds.decode(threshold_set.values))
                 self.message_user(
                     request,
                     gettext(
@@ -900,7 +889,7 @@ class ThresholdSetAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
                         "%(changes)s. Submitted screenings keep the values they were evaluated "
                         "with."
                     )
-                    % {"version": threshold_set.version, "changes": threshold_changes(old, new)},
+                    % {"version": threshold_set.version, "changes": changes_text(changed)},
                     messages.SUCCESS,
                 )
                 return redirect("admin:intake_thresholdset_changelist")

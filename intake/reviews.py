@@ -509,9 +509,8 @@ def save_thresholds(
     if errors:
         raise IntakeError(" ".join(errors[name] for name in sorted(errors)))
     changes = {
-        name: [str(old[name]), str(new[name])]
-        for name in thresholds.SPEC
-        if thresholds.to_number(old[name]) != thresholds.to_number(new[name])
+        name: [str(before), str(after)]
+        for name, (before, after) in thresholds.changes(old, new).items()
     }
     if not changes:
         raise IntakeError(_("No threshold was changed."))

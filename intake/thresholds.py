@@ -168,6 +168,15 @@ def consistency_errors(values):
     return errors
 
 
+def changes(old, new):
+    """Return ``{name: (old value, new value)}`` of every threshold that differs, in order."""
+    return {
+        name: (old[name], new[name])
+        for name in SPEC
+        if to_number(old[name]) != to_number(new[name])
+    }
+
+
 def encode(values):
     """Return a JSON-safe copy of a threshold mapping (decimals as strings)."""
     return {
