@@ -276,6 +276,8 @@ def bench_pdf(*, repeat=7):
         "pdf_median_cpu_ms": round(summary_cpu, 1),
         "pdf_floor_cpu_ms": round(floor_cpu, 1),
         "pdf_cpu_ratio": round(summary_cpu / floor_cpu, 2),
+        # Which library subsets the fonts changes both times, the floor's tenfold.
+        "pdf_font_subsetter": "HarfBuzz" if pdf.harfbuzz_subset_available() else "fontTools",
     }
 
 

@@ -24,6 +24,7 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from weasyprint.css import ColorProfile
+from weasyprint.text import ffi as weasyprint_ffi
 from weasyprint.text.fonts import FontConfiguration
 
 from intake import fhir, presentation, rules
@@ -381,6 +382,17 @@ def summary_context(screening, *, reviews=None, addenda=None, version=None):
 # Rendering
 
 _font_config = None
+
+
+def harfbuzz_subset_available():
+    """Return whether WeasyPrint subsets fonts with HarfBuzz rather than its fontTools fallback.
+
+    The fallback makes every PDF several times slower to write (each embedded
+    font is subset in Python) and future WeasyPrint versions drop it.
+    """
+    return weasyprint_ffi.harfbuzz_subset is not None and bool(
+        weasyprint_ffi.harfbuzz.hb_version_atleast(4, 1, 0)
+    )
 
 
 def font_config():

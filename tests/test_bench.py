@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from intake import benchmarks
+from intake import benchmarks, pdf
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED_KEYS = (
@@ -66,3 +66,6 @@ def test_bench_quick_prints_one_json_object_with_every_figure():
     assert "synchronous" in results["database"]
     assert results["evaluate_flags"] > 0
     assert set(results["wizard_steps"]) >= {"patient", "review"}
+    assert results["pdf_font_subsetter"] == (
+        "HarfBuzz" if pdf.harfbuzz_subset_available() else "fontTools"
+    )
