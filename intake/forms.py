@@ -420,6 +420,27 @@ def plausibility_key(value):
     return str(value)
 
 
+def decide(condition, known, unsettled, thresholds):
+    """Return whether ``condition`` holds for ``known``, or None if it waits on ``unsettled``.
+
+    Three-valued (Kleene): "any" holds once one part holds, whatever the unsettled
+    answers turn out to be; "all" fails once one part fails; a part that reads an
+    unsettled answer is unknown.
+    """
+    if isinstance(condition, instrument.AnyOf | instrument.AllOf):
+        results = [decide(part, known, unsettled, thresholds) for part in condition.conditions]
+        deciding = isinstance(condition, instrument.AnyOf)
+        if deciding in results:
+            return deciding
+        return None if None in results else not deciding
+    if isinstance(condition, instrument.Not):
+        result = decide(condition.condition, known, unsettled, thresholds)
+        return None if result is None else not result
+    if condition.codes() & unsettled:
+        return None
+    return condition(known, thresholds)
+
+
 class StepForm(forms.Form):
     """One wizard step. Subclasses are built by ``step_form_class``; do not subclass by hand.
 
@@ -440,6 +461,7 @@ class StepForm(forms.Form):
         self.now = now or timezone.now()
         self.answers = {}
         self.hidden_codes = set()
+        self.undecided_codes = set()
         self.plausibility_pending = {}
         self.plausibility_accepted = {}
         self.helper = step_form_helper(type(self).step.slug)
@@ -449,38 +471,78 @@ class StepForm(forms.Form):
         return timezone.localtime(self.now).date()
 
     def clean(self):
+        """Validate the shown questions in order, reporting at once all the server can know.
+
+        ``known`` holds the answers the step's conditions read: the valid ones, and
+        a vital sign waiting only for its plausibility confirmation (its value is
+        read, only not yet accepted). So the questions such a value brings up (the
+        repeat blood pressure) are required, and the checks against it (diastolic
+        lower than systolic) made, with its warning, not one "Next" later. An answer
+        with any other error, or a required one left blank, is unsettled: a question
+        whose "shown when" then depends on it is undecided (see ``shown``), neither
+        required nor hidden; what was typed in it is checked, against the other
+        typed answers too (``compared``), and kept.
+        """
         cleaned = super().clean()
-        kept = dict(self.context_answers)
+        known = dict(self.context_answers)
+        compared = dict(known)
+        unsettled = set()
         answers = {}
         self.hidden_codes = set()
+        self.undecided_codes = set()
         for q in self.step.questions:
             name = q.code
-            shown = q.shown_when is None or q.shown_when(kept, self.thresholds)
-            if not shown:
+            shown = self.shown(q, known, unsettled)
+            if shown is False:
                 self.hidden_codes.add(name)
                 self._errors.pop(name, None)
                 cleaned.pop(name, None)
                 continue
+            if shown is None:
+                self.undecided_codes.add(name)
+                unsettled.add(name)
             if name in self._errors:
+                unsettled.add(name)
                 continue
             value = cleaned.get(name)
             if q.type == instrument.BOOL:
                 value = bool(value)
-                if q.required and not value:
+                if q.required and not value and shown:
                     self.add_error(name, _("Tick this box to continue."))
+                    unsettled.add(name)
                     continue
             elif is_empty(value):
-                if q.required:
+                if q.required and shown:
                     self.add_error(name, self.required_message(q))
+                    unsettled.add(name)
                 continue
-            error = self.check(q, value, kept)
+            error = self.check(q, value, compared)
             if error:
                 self.add_error(name, error)
-                continue
-            kept[name] = value
-            answers[name] = value
+                if name not in self.plausibility_pending:
+                    unsettled.add(name)
+                    continue
+            compared[name] = value
+            if shown:
+                known[name] = value
+                if not error:
+                    answers[name] = value
         self.answers = answers
         return cleaned
+
+    def shown(self, q, known, unsettled):
+        """Return whether question ``q`` is shown: True, False, or None while undecided.
+
+        Undecided only where the old two-valued reading hid the question: a question
+        it showed (a ``not (...)`` of a blank answer) stays asked as before.
+        """
+        if q.shown_when is None:
+            return True
+        if q.shown_when(known, self.thresholds):
+            return True
+        if unsettled and decide(q.shown_when, known, unsettled, self.thresholds) is None:
+            return None
+        return False
 
     def required_message(self, q):
         if q.type == instrument.MED_LIST:

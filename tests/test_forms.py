@@ -16,6 +16,7 @@ from intake.forms import (
     PythonMarkup,
     Question,
     date_input_limits,
+    decide,
     med_list_errors,
     step_form_class,
     step_form_helper,
@@ -151,6 +152,77 @@ def test_hidden_question_answer_is_dropped_not_validated():
     assert form.is_valid(), form.errors
     assert "vit_bp_repeat_sbp" not in form.answers
     assert "vit_bp_repeat_sbp" in form.hidden_codes
+
+
+def test_an_implausible_systolic_asks_for_the_repeat_reading_with_its_warning():
+    form = form_for("vitals", vit_sbp=260)
+    assert not form.is_valid()
+    assert "usual range" in form.errors["vit_sbp"][0]
+    assert form.errors["vit_bp_repeat_sbp"] == ["Enter an answer."]
+    assert form.errors["vit_bp_repeat_dbp"] == ["Enter an answer."]
+    # Confirming 260 with the repeat reading typed is then the only other save.
+    second = form_for(
+        "vitals",
+        acknowledged=form.plausibility_pending,
+        vit_sbp=260,
+        vit_bp_repeat_sbp=170,
+        vit_bp_repeat_dbp=95,
+    )
+    assert second.is_valid(), second.errors
+
+
+def test_a_diastolic_is_compared_with_an_implausible_systolic_at_once():
+    form = form_for("vitals", vit_sbp=65, vit_dbp=68)
+    assert not form.is_valid()
+    assert "usual range" in form.errors["vit_sbp"][0]
+    assert form.errors["vit_dbp"][0].startswith("Must be lower than")
+    assert "vit_dbp" not in form.answers
+
+
+def test_a_repeat_reading_typed_beside_an_impossible_systolic_is_checked_and_kept():
+    # 350 is outside the hard range: whether the repeat reading is asked waits on the
+    # corrected value, so it is not required yet, but what was typed in it is checked.
+    blank = form_for("vitals", extra={"vitals-vit_sbp": "350"})
+    assert not blank.is_valid()
+    assert set(blank.errors) == {"vit_sbp"}
+    assert blank.undecided_codes == {"vit_bp_repeat_sbp", "vit_bp_repeat_dbp"}
+    typed = form_for(
+        "vitals",
+        extra={
+            "vitals-vit_sbp": "350",
+            "vitals-vit_bp_repeat_sbp": "150",
+            "vitals-vit_bp_repeat_dbp": "160",
+        },
+    )
+    assert not typed.is_valid()
+    assert typed.errors["vit_bp_repeat_dbp"][0].startswith("Must be lower than")
+    assert not typed.hidden_codes  # the typed repeat reading is kept, not dropped
+    assert "vit_bp_repeat_sbp" not in typed.answers
+
+
+def test_a_question_an_answer_already_brings_up_is_still_required():
+    # The diastolic alone brings up the repeat reading, whatever the missing systolic is.
+    form = form_for("vitals", extra={"vitals-vit_sbp": "", "vitals-vit_dbp": "95"})
+    assert not form.is_valid()
+    assert {"vit_sbp", "vit_bp_repeat_sbp", "vit_bp_repeat_dbp"} <= set(form.errors)
+    assert not form.undecided_codes
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        (instrument.AnyOf((instrument.Eq("a", "yes"), instrument.Eq("x", "yes"))), True),
+        (instrument.AnyOf((instrument.Eq("a", "no"), instrument.Eq("x", "yes"))), None),
+        (instrument.AllOf((instrument.Eq("a", "no"), instrument.Eq("x", "yes"))), False),
+        (instrument.AllOf((instrument.Eq("a", "yes"), instrument.Eq("x", "yes"))), None),
+        (instrument.Not(instrument.Eq("x", "yes")), None),
+        (instrument.Not(instrument.Eq("a", "no")), True),
+    ],
+)
+def test_a_condition_on_an_unsettled_answer_is_decided_only_when_it_cannot_change(
+    condition, expected
+):
+    assert decide(condition, {"a": "yes"}, {"x"}, DEFAULTS) is expected
 
 
 @pytest.mark.parametrize("code", ["vit_sbp", "vit_dbp"])

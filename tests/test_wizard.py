@@ -17,6 +17,7 @@ from tests.factories import quiet_answers
 from tests.wizard_helpers import (
     applicable_steps,
     complete,
+    errors_of,
     hidden_value,
     post_data,
     start,
@@ -549,6 +550,42 @@ def test_implausible_vital_is_accepted_on_second_save_and_warned_at_review(staff
         staff_client.post(step_url(draft, slug), post_data(slug, answers))
     review = staff_client.get(step_url(draft, "review")).content.decode()
     assert "Values to double-check" in review
+
+
+def test_an_implausible_systolic_and_the_repeat_reading_it_needs_are_reported_together(
+    staff_client,
+):
+    draft = start(staff_client)
+    answers = quiet_answers(vit_sbp=260)
+    staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
+    first = staff_client.post(step_url(draft, "vitals"), post_data("vitals", answers))
+    assert first.status_code == 200
+    summary = first.content.decode().split('id="error-summary"')[1].split("</ul>")[0]
+    assert re.findall(r'href="#([^"]+)"', summary) == [
+        "id_vitals-vit_sbp",
+        "id_vitals-vit_bp_repeat_sbp",
+        "id_vitals-vit_bp_repeat_dbp",
+    ]
+    # The reading confirmed and the repeat typed: the next "Next" moves on.
+    answers.update(vit_bp_repeat_sbp=172, vit_bp_repeat_dbp=88)
+    second = staff_client.post(step_url(draft, "vitals"), post_data("vitals", answers))
+    assert second.status_code == 302, errors_of(second)
+    draft.refresh_from_db()
+    assert (draft.answers["vit_sbp"], draft.answers["vit_bp_repeat_sbp"]) == (260, 172)
+
+
+def test_a_repeat_reading_typed_beside_an_impossible_systolic_is_kept_in_the_draft(staff_client):
+    draft = start(staff_client)
+    answers = quiet_answers()
+    staff_client.post(step_url(draft, "patient"), post_data("patient", answers))
+    data = post_data(
+        "vitals",
+        answers,
+        **{"vitals-vit_sbp": "350", "vitals-vit_bp_repeat_sbp": "162", "wizard_save_exit": "1"},
+    )
+    staff_client.post(step_url(draft, "vitals"), data)
+    page = staff_client.get(step_url(draft, "vitals")).content.decode()
+    assert 'name="vitals-vit_bp_repeat_sbp" value="162"' in page
 
 
 def test_review_jump_returns_to_review(staff_client):

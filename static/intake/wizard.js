@@ -102,12 +102,34 @@
     );
   }
 
+  // The error summary lists what the server found; a question hidden since (its
+  // answer no longer asked for) takes its lines with it, and the summary goes
+  // when none is left.
+  var errorSummary = document.getElementById("error-summary");
+
+  function updateSummary() {
+    if (!errorSummary) {
+      return;
+    }
+    var items = errorSummary.querySelectorAll("li");
+    var shown = 0;
+    Array.prototype.forEach.call(items, function (item) {
+      var link = item.querySelector('a[href^="#"]');
+      var target = link && document.getElementById(link.hash.slice(1));
+      var wrapper = target && target.closest("[data-question]");
+      item.hidden = !!(wrapper && wrapper.hidden);
+      shown += item.hidden ? 0 : 1;
+    });
+    errorSummary.hidden = items.length > 0 && shown === 0;
+  }
+
   function update() {
     // Document order is wizard order; every condition refers to earlier questions.
     Array.prototype.forEach.call(form.querySelectorAll("[data-question]"), function (wrapper) {
       var condition = conditions[wrapper.getAttribute("data-question")];
       setShown(wrapper, !condition || holds(condition));
     });
+    updateSummary();
   }
 
   function onExclusiveChange(input) {
@@ -288,16 +310,17 @@
     { passive: true }
   );
 
+  update();
+
   // Errors first; else the notice that another tab changed this step.
-  var summary =
-    document.getElementById("error-summary") || document.getElementById("changed-elsewhere");
+  var summary = errorSummary && !errorSummary.hidden ? errorSummary : null;
+  summary = summary || document.getElementById("changed-elsewhere");
   if (summary) {
     summary.focus();
   }
 
   // An error link lands on its field with the whole question in view (its
   // legend or label above it), not the bare input at the top edge of the screen.
-  var errorSummary = document.getElementById("error-summary");
   if (errorSummary) {
     errorSummary.addEventListener("click", function (event) {
       var link = event.target.closest('a[href^="#"]');
@@ -310,6 +333,4 @@
       input.focus({ preventScroll: true });
     });
   }
-
-  update();
 })();

@@ -304,6 +304,28 @@ def test_branching_shows_and_hides_questions(signed_in_page, live_server, e2e_st
     assert page.locator('[data-question="medications"]').is_hidden()
 
 
+def test_an_implausible_systolic_reports_the_repeat_reading_and_a_fix_clears_its_lines(
+    signed_in_page, live_server, e2e_staff, screenshots
+):
+    page = signed_in_page
+    draft = ready_draft(e2e_staff, quiet_answers(), last_step="vitals")
+    page.goto(live_server.url + step_path(draft.pk, "vitals"))
+    page.fill('[name="vitals-vit_sbp"]', "260")
+    page.click(NEXT)
+    page.wait_for_load_state()
+    lines = page.locator("#error-summary li")
+    assert lines.count() == 3  # the warning on 260 and both repeat values, at once
+    assert page.locator("#error-summary li:visible").count() == 3
+    page.screenshot(path=str(screenshots / "vitals-implausible-systolic.png"), full_page=True)
+    # 260 was a typo for 126: the repeat reading is no longer asked, nor listed.
+    page.fill('[name="vitals-vit_sbp"]', "126")
+    assert page.locator('[data-question="vit_bp_repeat_sbp"]').is_hidden()
+    assert page.locator("#error-summary li:visible").all_inner_texts() == [lines.first.inner_text()]
+    with page.expect_navigation():
+        page.click(NEXT)
+    assert page.url.endswith(step_path(draft.pk, "cardiovascular"))
+
+
 def test_save_and_exit_then_resume(signed_in_page, live_server):
     page = signed_in_page
     page.click("text=New screening")
