@@ -15,8 +15,10 @@ from django.contrib.admin.forms import AdminPasswordChangeForm
 from django.contrib.admin.sites import AdminSite
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import PAGE_VAR, SEARCH_VAR, ChangeList
-from django.contrib.auth import get_user_model
+from django.contrib.auth import REDIRECT_FIELD_NAME, get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.http import Http404, HttpResponse, HttpResponseNotAllowed
@@ -25,6 +27,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timesince import timesince
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -96,6 +99,36 @@ def admin_view(view, cacheable=False):
 
 
 admin.site.admin_view = admin_view
+
+
+@login_not_required
+def login(request, extra_context=None):
+    """Send the review panel's sign-in to the app's: one sign-in page, one lockout.
+
+    Django's page said "You are authenticated as ..., but are not authorized" to a
+    signed-in account without access and offered a second sign-in form. A signed-in
+    user now goes to the panel's home, or gets the app's "Not allowed" page as on
+    every panel page (``admin_view``); anyone else goes to the app's sign-in page
+    with a ``next`` on this site (else the panel's home). A sign-in posted here (a
+    page opened before) is handled by the app's own sign-in view, axes' lockout
+    included. Set on the default site, like ``admin_view``, before its URLs are built.
+    """
+    if request.user.is_authenticated:
+        if not admin.site.has_permission(request):
+            raise PermissionDenied
+        return redirect("admin:index")
+    if request.method == "POST":
+        return accounts.LoginView.as_view(next_page="admin:index")(request)
+    target = request.GET.get(REDIRECT_FIELD_NAME, "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("admin:index")
+    return redirect_to_login(target, reverse("login"))
+
+
+admin.site.login = login
+
 
 # Short status labels so the queue fits a laptop screen.
 QUEUE_STATUS = {

@@ -3,7 +3,7 @@
 import re
 from html import unescape
 from html.parser import HTMLParser
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -632,6 +632,74 @@ def test_intake_staff_opening_the_review_panel_get_the_apps_not_allowed_page(
     response = client.get(url)  # anonymous: the sign-in page, as before
     assert response.status_code == 302
     assert response.url.startswith((reverse("login"), reverse("admin:login")))
+
+
+def login_target(response):
+    """Return the ``next`` of a redirect to the app's sign-in page (failing on any other)."""
+    assert response.status_code == 302
+    url = urlsplit(response.url)
+    assert url.path == reverse("login") and not url.netloc
+    (target,) = parse_qs(url.query)["next"]
+    return target
+
+
+@pytest.mark.parametrize(
+    ("query", "target"),
+    [
+        ("", "/admin/"),
+        ("?next=/admin/intake/screening/%3Fstate%3Dall", "/admin/intake/screening/?state=all"),
+        ("?next=https://evil.example/admin/", "/admin/"),
+        ("?next=//evil.example/", "/admin/"),
+        ("?next=javascript:alert(1)", "/admin/"),
+    ],
+)
+def test_the_panels_sign_in_address_sends_a_signed_out_user_to_the_apps_sign_in(
+    client, query, target
+):
+    response = client.get(reverse("admin:login") + query)
+    assert login_target(response) == target
+
+
+def test_a_panel_page_opened_signed_out_ends_on_the_apps_sign_in_and_back(client, clinician):
+    page = reverse("admin:intake_screening_changelist") + "?state=all"
+    response = client.get(page, follow=True)
+    assert response.redirect_chain[-1][0].startswith(reverse("login") + "?")
+    assert "Sign in" in response.content.decode() and "Log in" not in response.content.decode()
+    signed_in = client.post(
+        response.redirect_chain[-1][0], {"username": clinician.username, "password": PASSWORD}
+    )
+    assert signed_in.status_code == 302 and signed_in.url == page
+
+
+def test_the_panels_sign_in_address_sends_a_signed_in_user_home_or_to_not_allowed(
+    client, staff_user, clinician
+):
+    client.force_login(clinician)
+    response = client.get(reverse("admin:login") + "?next=/admin/auth/user/")
+    assert response.status_code == 302 and response.url == reverse("admin:index")
+    client.force_login(staff_user)
+    response = client.get(reverse("admin:login"))
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert '<h1 class="h3">Not allowed</h1>' in html
+    assert "authenticated as" not in html and "different account" not in html
+
+
+def test_a_sign_in_posted_to_the_panels_address_is_the_apps_sign_in(client, clinician):
+    url = reverse("admin:login")
+    refused = client.post(url, {"username": clinician.username, "password": "wrong"})
+    assert refused.status_code == 200
+    html = refused.content.decode()
+    assert "Please enter a correct username and password" in html
+    assert 'id="login-errors"' in html  # the app's page, not Django's admin sign-in
+    assert "_auth_user_id" not in client.session
+    data = {"username": clinician.username, "password": PASSWORD}
+    signed_in = client.post(url, data)
+    assert signed_in.status_code == 302 and signed_in.url == reverse("admin:index")
+    assert client.session["_auth_user_id"] == str(clinician.pk)
+    client.logout()
+    away = client.post(url, {**data, "next": "https://evil.example/"})
+    assert away.status_code == 302 and away.url == reverse("admin:index")
 
 
 @pytest.mark.parametrize("action", ["claim", "release", "search"])

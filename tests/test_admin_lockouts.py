@@ -402,3 +402,16 @@ def test_the_lockout_filter_tells_lockouts_in_force_from_ended_ones(
         assert filtered_usernames(admin, "ended") == []
     assert filtered_usernames(admin, "none") == ["frontdesk"]
     assert len(admin.get(changelist()).context["cl"].result_list) == 3
+
+
+def test_sign_ins_posted_to_the_panels_address_count_toward_the_apps_lockout(clinician):
+    url = reverse("admin:login")
+    responses = lock_out(Client(), "clinician", url=url)
+    assert [response.status_code for response in responses] == [200, 200, 200, 200, 429]
+    # The same lockout on the app's sign-in page, with the app's message.
+    locked = sign_in(Client(), "clinician", PASSWORD)
+    assert locked.status_code == 429
+    assert 'id="login-lockout"' in locked.content.decode()
+    again = Client()
+    assert sign_in(again, "clinician", PASSWORD, url=url).status_code == 429
+    assert "_auth_user_id" not in again.session

@@ -124,14 +124,21 @@ def test_clinician_signs_the_most_urgent_screening_and_sees_it_locked(live_serve
     assert problems == []
 
 
+def sign_in_to_the_panel(page, live_server, user):
+    """Open the panel's sign-in address: the app's sign-in page, then the panel's home."""
+    page.goto(live_server.url + "/admin/login/")
+    page.wait_for_url(f"{live_server.url}/accounts/login/?next=/admin/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{live_server.url}/admin/")
+
+
 def tablet_page_signed_in(chromium, live_server, clinician):
     """Return (context, page): a 1024x768 touch screen signed in to the review panel."""
     context = chromium.new_context(viewport={"width": 1024, "height": 768}, has_touch=True)
     page = context.new_page()
-    page.goto(live_server.url + "/admin/login/")
-    page.fill("#id_username", clinician.username)
-    page.fill("#id_password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    sign_in_to_the_panel(page, live_server, clinician)
     return context, page
 
 
@@ -197,10 +204,7 @@ def test_a_mouse_wheel_over_a_focused_threshold_scrolls_the_page_not_the_value(
     admin = make_user("clinic-admin", Role.CLINIC_ADMIN)
     context = chromium.new_context(viewport={"width": 1280, "height": 600})
     page = context.new_page()
-    page.goto(live_server.url + "/admin/login/")
-    page.fill("#id_username", admin.username)
-    page.fill("#id_password", PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    sign_in_to_the_panel(page, live_server, admin)
     page.goto(live_server.url + reverse("admin:intake_thresholdset_add"))
     field = page.locator('[name="hr_review"]')
     assert wheel_over_focused(page, field, "130") == ("130", True)
