@@ -11,9 +11,8 @@ from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
-from django.contrib.admin.forms import AdminPasswordChangeForm
 from django.contrib.admin.sites import AdminSite
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.contrib.admin.views.main import PAGE_VAR, SEARCH_VAR, ChangeList
 from django.contrib.auth import REDIRECT_FIELD_NAME, get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -36,13 +35,16 @@ from intake import accounts, audit, documents, pdf, presentation, reviews, thres
 from intake.admin_actions import CheckedSelectionMixin
 from intake.admin_forms import (
     STALE_FORM,
+    AccountPasswordForm,
     AddendumForm,
     DeterminationForm,
+    OwnPasswordChangeForm,
     RecordReviewForm,
     ThresholdsForm,
     UnlockForm,
     UserRoleChangeForm,
     UserRoleCreationForm,
+    error_summary,
     rebound,
 )
 from intake.admin_lookups import OwnFiltersOnlyMixin, restrict_lookups
@@ -67,8 +69,8 @@ def password_change(request, extra_context=None):
     site = admin.site
     request.current_app = site.name
     return accounts.PasswordChangeView.as_view(
-        form_class=AdminPasswordChangeForm,
-        template_name=site.password_change_template or "registration/password_change_form.html",
+        form_class=OwnPasswordChangeForm,
+        template_name=site.password_change_template or "admin/password_change_form.html",
         success_url=reverse("admin:password_change_done", current_app=site.name),
         extra_context={**site.each_context(request), **(extra_context or {})},
     )(request)
@@ -99,6 +101,25 @@ def admin_view(view, cacheable=False):
 
 
 admin.site.admin_view = admin_view
+
+
+class ErrorSummaryAdminMixin:
+    """Django's add and change pages with the review panel's error summary.
+
+    The summary above the form links each error to its field, in the page's order, as
+    on the panel's own forms (``admin/change_form.html``). It takes the place of Django's
+    "Please correct the errors below." note and of its list of the form's own errors.
+    """
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        adminform = context["adminform"]
+        # Inline formsets' errors are not in the summary: Django's note stays for them.
+        if adminform.form.is_bound and not context.get("inline_admin_formsets"):
+            context["error_summary"] = error_summary(
+                adminform.form, order=flatten_fieldsets(adminform.fieldsets)
+            )
+            context["errors"] = None
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 @login_not_required
@@ -945,7 +966,7 @@ class ThresholdSetAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Determination)
-class DeterminationAdmin(OwnFiltersOnlyMixin, admin.ModelAdmin):
+class DeterminationAdmin(ErrorSummaryAdminMixin, OwnFiltersOnlyMixin, admin.ModelAdmin):
     form = DeterminationForm
     list_display = ("label", "position", "active")
     list_filter = ("active",)
@@ -1059,11 +1080,14 @@ if admin.site.is_registered(User):
 
 
 @admin.register(User)
-class IntakeUserAdmin(CheckedSelectionMixin, OwnFiltersOnlyMixin, UserAdmin):
+class IntakeUserAdmin(
+    ErrorSummaryAdminMixin, CheckedSelectionMixin, OwnFiltersOnlyMixin, UserAdmin
+):
     """Clinic admins manage accounts and roles; only superusers grant superuser."""
 
     form = UserRoleChangeForm
     add_form = UserRoleCreationForm
+    change_password_form = AccountPasswordForm
     list_display = ("username", "first_name", "last_name", "role", "is_active", "last_login")
     list_filter = ("is_active", "groups")
     staff_fieldsets = (

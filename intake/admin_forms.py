@@ -1,9 +1,15 @@
 """Forms of the review panel: sign a review, add an addendum, unlock, edit thresholds, users."""
 
 import secrets
+from types import MappingProxyType
 
 from django import forms
-from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.admin.forms import AdminPasswordChangeForm as OwnPasswordForm
+from django.contrib.auth.forms import (
+    AdminPasswordChangeForm,
+    AdminUserCreationForm,
+    UserChangeForm,
+)
 from django.contrib.auth.models import Group
 from django.forms.boundfield import BoundField
 from django.utils.translation import gettext_lazy as _
@@ -18,6 +24,48 @@ STALE_FORM = _("This form is out of date; nothing was saved. Open the page again
 SIGNATURE_HELP = _("Re-enter your own password. It signs the entry with your name and the time.")
 
 
+def field_anchor(field):
+    """Return the id an error summary links to for bound ``field``: its input, or a group's first.
+
+    A radio group has no input of its own to go to (Django's ``id_for_label`` is empty).
+    """
+    if field.use_fieldset and field.subwidgets:
+        return field.subwidgets[0].id_for_label
+    return field.id_for_label
+
+
+def error_summary(form, *, order=(), labels=None):
+    """Return ``[(anchor id, label, message)]`` for ``form``'s errors, in page order.
+
+    The form's own errors and its hidden fields' come first, without an anchor (no field
+    shows them); then each visible field's, in ``order`` (the field names as the page lays
+    them out), any others in the form's order. ``labels`` names the fields whose label is
+    a sentence.
+    """
+    labels = labels or {}
+    hidden = [error for field in form.hidden_fields() for error in field.errors]
+    summary = [("", "", error) for error in [*form.non_field_errors(), *hidden]]
+    visible = {field.name: field for field in form.visible_fields()}
+    names = [name for name in order if name in visible]
+    names += [name for name in visible if name not in names]
+    for name in names:
+        field = visible[name]
+        label = labels.get(name, field.label)
+        summary.extend((field_anchor(field), label, error) for error in field.errors)
+    return summary
+
+
+class ErrorSummaryMixin:
+    """A form whose page lists its errors at the top, each linked to its field."""
+
+    # The error summary's name for a field whose label is a sentence.
+    summary_labels = MappingProxyType({})
+
+    def error_summary(self):
+        """Return ``[(anchor id, label, message)]`` in page order; top errors have no anchor."""
+        return error_summary(self, labels=self.summary_labels)
+
+
 class PanelBoundField(BoundField):
     """A review panel field: every input names its help and error text, in a group too."""
 
@@ -29,36 +77,15 @@ class PanelBoundField(BoundField):
             attrs["aria-describedby"] = self.aria_describedby
         return attrs
 
-    @property
-    def anchor(self):
-        """Return the id an error summary links to: the input, or a group's first input."""
-        if self.use_fieldset and self.subwidgets:
-            return self.subwidgets[0].id_for_label
-        return self.id_for_label
 
-
-class PanelForm(forms.Form):
+class PanelForm(ErrorSummaryMixin, forms.Form):
     """A review panel form; its hidden fields' errors are shown at the top of the page."""
 
     bound_field_class = PanelBoundField
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # The error summary's name for a field whose label is a sentence.
         self.summary_labels = {}
-
-    def top_errors(self):
-        """Return the form's own errors and its hidden fields' (which have no place to show)."""
-        hidden = [error for field in self.hidden_fields() for error in field.errors]
-        return [*self.non_field_errors(), *hidden]
-
-    def error_summary(self):
-        """Return ``[(anchor id, label, message)]`` in page order; top errors have no anchor."""
-        summary = [("", "", error) for error in self.top_errors()]
-        for field in self.visible_fields():
-            label = self.summary_labels.get(field.name, field.label)
-            summary.extend((field.anchor, label, error) for error in field.errors)
-        return summary
 
 
 def signature_field():
@@ -384,3 +411,16 @@ class UserRoleChangeForm(RoleFieldMixin, UserChangeForm):
 
 class UserRoleCreationForm(RoleFieldMixin, AdminUserCreationForm):
     role = role_field()
+
+
+class AccountPasswordForm(ErrorSummaryMixin, AdminPasswordChangeForm):
+    """Django's form setting another account's password, its errors summarised."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # As its page lays them out (Django adds "usable_password" last).
+        self.order_fields(["usable_password", "password1", "password2"])
+
+
+class OwnPasswordChangeForm(ErrorSummaryMixin, OwnPasswordForm):
+    """Django's form changing the signed-in user's own password, its errors summarised."""

@@ -6,6 +6,7 @@ from html.parser import HTMLParser
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+from django import forms
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
@@ -14,7 +15,9 @@ from django.urls import reverse, reverse_lazy
 from django.utils.html import escape
 
 from intake import reviews, thresholds
+from intake.accounts import LAST_CLINIC_ADMIN
 from intake.admin import SEARCHES_KEY
+from intake.admin_forms import error_summary
 from intake.models import (
     AuditEvent,
     Determination,
@@ -1644,6 +1647,54 @@ def threshold_errors(users):
     return users["clinic_admin"], admin_url("intake_thresholdset_add"), data
 
 
+def user_change_errors(users):
+    data = {
+        "username": "bad name!",
+        "email": "not-an-email",
+        "is_active": "on",
+        "role": Role.INTAKE_STAFF,
+    }
+    return users["clinic_admin"], admin_url("auth_user_change", users["staff"].pk), data
+
+
+def last_clinic_admin_errors(users):
+    admin = users["clinic_admin"]
+    data = {"username": admin.username, "is_active": "on", "role": Role.CLINICIAN}
+    return admin, admin_url("auth_user_change", admin.pk), data
+
+
+def user_add_errors(users):
+    data = {
+        "username": "newnurse",
+        "usable_password": "true",
+        "password1": "a-long-enough-password-42",
+        "password2": "another-long-password-42",
+        "role": Role.CLINICIAN,
+    }
+    return users["clinic_admin"], admin_url("auth_user_add"), data
+
+
+def determination_errors(users):
+    data = {"label": "", "position": "1", "active": "on"}
+    return users["clinic_admin"], admin_url("intake_determination_add"), data
+
+
+def account_password_errors(users):
+    data = {
+        "usable_password": "true",
+        "password1": "a-long-enough-password-42",
+        "password2": "another-long-password-42",
+        "set-password": "Change password",
+    }
+    url = admin_url("auth_user_password_change", users["staff"].pk)
+    return users["clinic_admin"], url, data
+
+
+def own_password_errors(users):
+    data = {"old_password": "wrong", "new_password1": "a-long-enough-password-42"}
+    return users["clinician"], admin_url("password_change"), data
+
+
 @pytest.mark.parametrize(
     ("setup", "links"),
     [
@@ -1662,17 +1713,95 @@ def threshold_errors(users):
                 ("#id_note", "Reason for the change: Give the reason for the change."),
             ],
         ),
+        (
+            user_change_errors,
+            [
+                (
+                    "#id_username",
+                    "Username: Enter a valid username. This value may contain only letters, "
+                    "numbers, and @/./+/-/_ characters.",
+                ),
+                ("#id_email", "Email address: Enter a valid email address."),
+            ],
+        ),
+        (
+            last_clinic_admin_errors,
+            [("#id_role", "Role: " + str(LAST_CLINIC_ADMIN) % {"username": "boss"})],
+        ),
+        (
+            user_add_errors,
+            [("#id_password2", "Password confirmation: The two password fields didn’t match.")],
+        ),
+        (determination_errors, [("#id_label", "Label: This field is required.")]),
+        (
+            account_password_errors,
+            [("#id_password2", "Password confirmation: The two password fields didn’t match.")],
+        ),
+        (
+            own_password_errors,
+            [
+                (
+                    "#id_old_password",
+                    "Old password: Your old password was entered incorrectly. "
+                    "Please enter it again.",
+                ),
+                ("#id_new_password2", "New password confirmation: This field is required."),
+            ],
+        ),
     ],
-    ids=["unlock", "addendum", "thresholds"],
+    ids=[
+        "unlock",
+        "addendum",
+        "thresholds",
+        "user change",
+        "last clinic admin",
+        "user add",
+        "determination",
+        "account password",
+        "own password",
+    ],
 )
-def test_the_other_panel_forms_link_each_error_to_its_field(client, ladder, setup, links):
+def test_every_panel_form_links_each_error_to_its_field(client, ladder, setup, links):
     user, url, data = setup(ladder)
     client.force_login(user)
-    page = Page(client.post(url, data).content.decode())
+    html = client.post(url, data).content.decode()
+    page = Page(html)
     assert page.summary_links() == links
     for href, text in links:
         assert page.by_id(href[1:])["attrs"]["aria-invalid"] == "true"
         assert page.descriptions(href[1:])[-1] == text.split(": ", 1)[1]
+    # The summary, not Django's note as well.
+    assert "errornote" not in html and "Please correct the error" not in html
+
+
+def test_a_refused_django_form_is_titled_as_an_error_once(client, clinic_admin):
+    client.force_login(clinic_admin)
+    data = {"label": "", "position": "1", "active": "on"}
+    html = client.post(admin_url("intake_determination_add"), data).content.decode()
+    title = re.search(r"<title>(.*?)</title>", html, re.S).group(1).strip()
+    assert title.startswith("Error: Add determination")
+    assert title.count("Error:") == 1
+    assert "error-summary" not in client.get(admin_url("intake_determination_add")).content.decode()
+
+
+def test_an_error_summary_lists_the_forms_own_errors_then_fields_in_the_pages_order():
+    class Form(forms.Form):
+        first = forms.CharField(label="First")
+        second = forms.CharField(label="Second")
+        choice = forms.ChoiceField(label="Choice", choices=[("a", "A")], widget=forms.RadioSelect)
+        state = forms.CharField(widget=forms.HiddenInput)
+
+        def clean(self):
+            raise forms.ValidationError("Whole form.")
+
+    required = "This field is required."
+    assert error_summary(Form({}), order=["choice", "second"]) == [
+        ("", "", "Whole form."),
+        ("", "", required),
+        ("id_choice_0", "Choice", required),  # a radio group: its first input
+        ("id_second", "Second", required),
+        ("id_first", "First", required),  # not in the page's order: after those that are
+    ]
 
 
 def test_messages_are_live_regions_alert_for_errors_and_status_otherwise(

@@ -224,3 +224,25 @@ def test_the_panels_home_links_are_tappable_on_a_tablet(live_server, chromium, m
     ]
     assert small == []
     context.close()
+
+
+def test_a_refused_add_user_form_opens_on_its_error_summary(live_server, chromium, make_user):
+    admin = make_user("clinic-admin", Role.CLINIC_ADMIN)
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    sign_in_to_the_panel(page, live_server, admin)
+    page.goto(live_server.url + reverse("admin:auth_user_add"))
+    page.fill("#id_username", "new-nurse")
+    page.fill("#id_password1", "a-long-enough-password-42")
+    page.fill("#id_password2", "another-long-password-42")
+    page.get_by_role("button", name="Save", exact=True).click()
+    summary = page.locator("#error-summary")
+    summary.wait_for()
+    page.wait_for_load_state("load")
+    # Focused over Django's own first-field focus of an add page.
+    assert page.evaluate("document.activeElement.id") == "error-summary"
+    assert page.locator(".errornote").count() == 0
+    summary.get_by_role("link").click()
+    assert page.evaluate("document.activeElement.id") == "id_password2"
+    page.screenshot(path=str(ARTIFACTS / "e2e-add-user-error-summary.png"))
+    context.close()
