@@ -1122,6 +1122,13 @@ class IntakeUserAdmin(
             return False
         return super().has_change_permission(request, obj)
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        password = context["adminform"].form.fields.get("password")
+        if password is not None and not self.has_change_permission(request, obj):
+            # An account shown read-only (a superuser): no link to a page refused to this user.
+            password.widget.password_url = ""
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser and super().has_delete_permission(request, obj)
 

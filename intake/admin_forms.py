@@ -8,10 +8,15 @@ from django.contrib.admin.forms import AdminPasswordChangeForm as OwnPasswordFor
 from django.contrib.auth.forms import (
     AdminPasswordChangeForm,
     AdminUserCreationForm,
+    ReadOnlyPasswordHashWidget,
     UserChangeForm,
 )
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.models import Group
 from django.forms.boundfield import BoundField
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from intake import accounts, thresholds
@@ -385,6 +390,30 @@ class RoleFieldMixin:
         return role
 
 
+class PasswordStatusWidget(ReadOnlyPasswordHashWidget):
+    """Say whether an account has a password, with the link to set one; never the hash.
+
+    Django's widget shows the hasher, its iterations and the first characters of
+    the salt and hash: nothing a clinic admin can use.
+    """
+
+    template_name = "admin/auth/user/password_status.html"
+
+    def __init__(self, *args, password_url="", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.password_url = password_url
+
+    def get_context(self, name, value, attrs):
+        context = forms.Widget.get_context(self, name, value, attrs)
+        context["password_set"] = bool(value) and not value.startswith(UNUSABLE_PASSWORD_PREFIX)
+        context["password_url"] = self.password_url
+        return context
+
+    def _render(self, template_name, context, renderer=None):
+        # Project templates are not on the default form renderer's path.
+        return mark_safe(render_to_string(template_name, context))
+
+
 class UserRoleChangeForm(RoleFieldMixin, UserChangeForm):
     role = role_field()
 
@@ -393,6 +422,10 @@ class UserRoleChangeForm(RoleFieldMixin, UserChangeForm):
         if self.instance.pk:
             role = user_role(self.instance)
             self.fields["role"].initial = role.value if role else ""
+        if "password" in self.fields and self.instance.pk:
+            url = reverse("admin:auth_user_password_change", args=[self.instance.pk])
+            self.fields["password"].widget = PasswordStatusWidget(password_url=url)
+            self.fields["password"].help_text = ""
 
     def clean(self):
         """Refuse deactivating or changing the role of the last active clinic admin."""

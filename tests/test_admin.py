@@ -1871,6 +1871,48 @@ def test_screening_pages_keep_the_patient_name_out_of_the_title(
     assert "Nguyen, Bao" in response.content.decode()  # still on the page itself
 
 
+def test_the_change_user_page_says_whether_a_password_is_set_never_its_hash(
+    client, clinic_admin, staff_user
+):
+    client.force_login(clinic_admin)
+    url = admin_url("auth_user_change", staff_user.pk)
+    reset_url = admin_url("auth_user_password_change", staff_user.pk)
+    html = client.get(url).content.decode()
+    for detail in ("algorithm", "pbkdf2", "iterations", "salt", "hash", "*****", "Raw passwords"):
+        assert detail not in html, detail
+    page = Page(html)
+    status = page.by_id("id_password")
+    assert page.text(status) == "Set Reset password"
+    assert [a["attrs"]["href"] for a in page.within(status, "a")] == [reset_url]
+
+    staff_user.set_unusable_password()
+    staff_user.save()
+    page = Page(client.get(url).content.decode())
+    assert page.text(page.by_id("id_password")) == "Not set Set password"
+
+    # Django's page behind the link still sets the password, audited.
+    new_password = "A-new-password-2026"
+    assert client.get(reset_url).status_code == 200
+    data = {"password1": new_password, "password2": new_password, "set-password": "Set"}
+    assert client.post(reset_url, data).status_code == 302
+    staff_user.refresh_from_db()
+    assert staff_user.check_password(new_password)
+    assert AuditEvent.objects.filter(action="intake.user.password_changed").count() == 1
+
+
+def test_a_clinic_admin_viewing_a_superuser_sees_no_password_hash(client, clinic_admin):
+    root = get_user_model().objects.create_superuser("root", password=PASSWORD)
+    client.force_login(clinic_admin)
+    response = client.get(admin_url("auth_user_change", root.pk))
+    assert response.status_code == 200  # shown read-only
+    html = response.content.decode()
+    assert "pbkdf2" not in html and "algorithm" not in html
+    # No link to the password page, which would refuse this clinic admin.
+    page = Page(html)
+    (status,) = [e for e in page.elements if e["attrs"].get("class") == "rp-password-status"]
+    assert page.text(status) == "Set" and page.within(status, "a") == []
+
+
 def test_a_password_changed_in_the_review_panel_is_audited_like_the_apps(client, clinician):
     # That password is also the review signature.
     client.force_login(clinician)
