@@ -1,6 +1,7 @@
 """Step forms built from the instrument: types, ranges, precision, exclusive keys, dates, meds."""
 
 import datetime as dt
+import itertools
 import re
 from decimal import Decimal
 
@@ -610,6 +611,19 @@ def test_mood_step_heads_each_instrument_before_its_first_item():
     assert html.index("Anxiety (GAD-7)") < html.index('data-question="gad7_1"')
     # Other steps have no group headings.
     assert all(isinstance(part, Question) for part in step_form_helper("vitals").layout.fields)
+
+
+@pytest.mark.parametrize("slug", instrument.STEP_SLUGS)
+def test_no_step_or_heading_starts_with_a_question_that_can_be_hidden(slug):
+    # app.css draws the rule between questions over each but the first of a step or a
+    # heading: a hidden first one would leave the next one's rule under the heading.
+    parts = step_form_helper(slug).layout.fields
+    firsts = [parts[0]] + [
+        part for before, part in itertools.pairwise(parts) if isinstance(before, GroupHeading)
+    ]
+    for part in firsts:
+        if isinstance(part, Question):
+            assert instrument.question(part.question["code"]).shown_when is None, part.question
 
 
 @pytest.mark.parametrize("slug", [s.slug for s in instrument.STEPS if s.slug != "pregnancy"])

@@ -27,3 +27,32 @@ def wheel_over_focused(page, field, typed):
         page.mouse.wheel(0, 100)
         page.wait_for_timeout(100)
     return field.input_value(), page.evaluate("window.scrollY") > before
+
+
+RULES = """([top, bottom]) => {
+    const found = [];
+    for (const element of document.querySelectorAll(".wizard-form, .wizard-form *")) {
+        if (!element.getClientRects().length) continue;
+        const style = getComputedStyle(element);
+        // A rule is a top or bottom border alone: boxes (inputs, buttons) have sides too.
+        if (parseFloat(style.borderLeftWidth) || parseFloat(style.borderRightWidth)) continue;
+        const box = element.getBoundingClientRect();
+        for (const [side, y] of [["Top", box.top], ["Bottom", box.bottom]]) {
+            const width = parseFloat(style[`border${side}Width`]);
+            const color = style[`border${side}Color`];
+            if (width > 0 && style[`border${side}Style`] !== "none" && !color.endsWith(", 0)")
+                && y > top && y <= bottom) {
+                found.push(Math.round(y));
+            }
+        }
+    }
+    return found.sort((a, b) => a - b);
+}"""
+
+
+def horizontal_rules(page, top, bottom):
+    """Return the y of every horizontal rule drawn in the step's form below ``top``, to ``bottom``.
+
+    A rule is an element's top or bottom border with no side borders (not an input's box).
+    """
+    return page.evaluate(RULES, [top, bottom])

@@ -1,6 +1,7 @@
 """The wizard in headless Chromium: keyboard-only completion, branching, drafts, submission, axe."""
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -8,7 +9,7 @@ from django.utils import timezone
 
 from intake import instrument, rules, services, thresholds
 from intake.models import Draft, Screening, ThresholdSet
-from tests.e2e.pages import sign_in
+from tests.e2e.pages import horizontal_rules, sign_in
 from tests.factories import make_screening, quiet_answers
 from tests.wizard_helpers import applicable_steps, post_data
 
@@ -324,6 +325,44 @@ def test_an_implausible_systolic_reports_the_repeat_reading_and_a_fix_clears_its
     with page.expect_navigation():
         page.click(NEXT)
     assert page.url.endswith(step_path(draft.pk, "cardiovascular"))
+
+
+def rules_above_the_buttons(page):
+    """Return the rules between the last question shown and the buttons, and between questions."""
+    tops = page.evaluate(
+        """() => Array.from(document.querySelectorAll("[data-question]"))
+            .filter((question) => question.getClientRects().length)
+            .map((question) => question.getBoundingClientRect().top)"""
+    )
+    buttons = page.locator(".wizard-actions").bounding_box()["y"] + 1
+    between = [len(horizontal_rules(page, a, b)) for a, b in itertools.pairwise(tops)]
+    return len(horizontal_rules(page, tops[-1], buttons)), between
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["script", "no-script"])
+def test_one_rule_over_the_buttons_when_the_last_question_is_hidden(
+    chromium, live_server, e2e_staff, screenshots, javascript
+):
+    context = chromium.new_context(
+        viewport={"width": 1280, "height": 900}, java_script_enabled=javascript
+    )
+    page = sign_in(context.new_page(), live_server, e2e_staff)
+    draft = ready_draft(e2e_staff, quiet_answers(vit_sbp=120), last_step="patient")
+    for slug in ("patient", "vitals"):  # "Other reason" last; the repeat BP in the middle
+        page.goto(live_server.url + step_path(draft.pk, slug))
+        hidden = page.locator('[data-question="indication_other"]').is_hidden()
+        assert hidden is javascript or slug != "patient"
+        over_buttons, between = rules_above_the_buttons(page)
+        assert over_buttons == 1, slug
+        assert set(between) == {1}, (slug, between)
+    page.goto(live_server.url + step_path(draft.pk, "patient"))
+    bar = page.locator(".wizard-actions").bounding_box()
+    page.screenshot(
+        path=str(screenshots / f"rule-over-buttons-{'script' if javascript else 'no-script'}.png"),
+        clip={"x": bar["x"], "y": bar["y"] - 200, "width": bar["width"], "height": 280},
+        full_page=True,
+    )
+    context.close()
 
 
 def test_save_and_exit_then_resume(signed_in_page, live_server):
