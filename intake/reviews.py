@@ -20,6 +20,7 @@ from intake import audit, thresholds
 from intake.models import Addendum, Determination, Review, Screening, ThresholdSet
 from intake.services import IntakeError
 
+# The export's columns; the two times are the clinic's, named in their heading (export_columns).
 EXPORT_COLUMNS = (
     "screening_id",
     "submitted_at",
@@ -30,6 +31,30 @@ EXPORT_COLUMNS = (
     "reviewer",
     "signed_at",
 )
+EXPORT_TIMES = ("submitted_at", "signed_at")
+
+
+def export_columns(tz):
+    """Return the export's column headings: each time column names the zone ``tz``.
+
+    Every screen shows the clinic's time; the export does too, each value with its
+    own UTC offset (ISO 8601), and its heading says whose time it is.
+    """
+    return [
+        f"{name} (clinic time: {tz.key}; ISO 8601 with UTC offset)"
+        if name in EXPORT_TIMES
+        else name
+        for name in EXPORT_COLUMNS
+    ]
+
+
+def export_time(value, tz):
+    """Return ``value`` as ISO 8601 in ``tz``, to the second, with that moment's UTC offset.
+
+    Converted one value at a time by its zone's rules, so a summer and a winter
+    time each carry their own offset (daylight saving), never one offset for all.
+    """
+    return value.astimezone(tz).isoformat(timespec="seconds") if value else ""
 
 
 def display_name(user):
@@ -271,8 +296,18 @@ def record_review(
     screening = _locked_screening(screening_id)
     if screening.is_locked:
         raise _already_signed_error(screening)
-    if reviews_seen is not None and screening.reviews.count() != reviews_seen:
-        raise _reviewed_since_error(screening)
+    if reviews_seen is not None:
+        count = screening.reviews.count()
+        if reviews_seen > count:
+            # Reviews are never deleted: no page of this screening showed more than exist.
+            raise IntakeError(
+                _(
+                    "This form does not match the screening as it stands. Open the screening "
+                    "again and sign from its page; nothing was saved."
+                )
+            )
+        if count != reviews_seen:
+            raise _reviewed_since_error(screening)
     if screening.status == Screening.Status.IN_REVIEW and screening.claimed_by_id not in (
         None,
         user.pk,
@@ -554,7 +589,8 @@ def _flag_summary(screening):
 def export_screenings_csv(*, screening_ids, user, request=None) -> str:
     """Return CSV of the given screenings: ids, dates, staff, flags, determination; no answers.
 
-    Staff appear as usernames; patients appear only as the screening id.
+    Staff appear as usernames; patients appear only as the screening id. Times are
+    the clinic's (``TIME_ZONE``), as on every screen, each with its UTC offset.
     """
     _require(user, "intake.export_screening")
     screenings = list(
@@ -565,22 +601,23 @@ def export_screenings_csv(*, screening_ids, user, request=None) -> str:
     )
     if not screenings:
         raise IntakeError(_("Select at least one screening to export."))
+    tz = timezone.get_default_timezone()
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(EXPORT_COLUMNS)
+    writer.writerow(export_columns(tz))
     for screening in screenings:
         signed = [review for review in screening.reviews.all() if review.voided_at is None]
         review = signed[-1] if signed else None
         writer.writerow(
             [
                 screening.pk,
-                screening.submitted_at.isoformat(),
+                export_time(screening.submitted_at, tz),
                 screening.submitted_by.get_username(),
                 screening.status,
                 _flag_summary(screening),
                 review.determination if review else "",
                 review.clinician.get_username() if review else "",
-                review.signed_at.isoformat() if review else "",
+                export_time(review.signed_at, tz) if review else "",
             ]
         )
     ids = [screening.pk for screening in screenings]

@@ -1,13 +1,15 @@
 """Review services: claim, sign and lock, addenda, unlock, thresholds versions, export."""
 
 import csv
+import datetime as dt
 import io
 import threading
 
 import pytest
 from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.test import override_settings
 
-from intake import reviews, services, thresholds
+from intake import pdf, reviews, services, thresholds
 from intake.models import (
     Addendum,
     AuditEvent,
@@ -217,6 +219,16 @@ def test_signing_counts_the_reviews_the_form_showed(
         sign(screening, other, determination, reviews_seen=0)
     assert Review.objects.count() == 1
     assert sign(screening, other, determination, reviews_seen=1).clinician == other
+
+
+def test_a_form_counting_more_reviews_than_exist_is_refused_not_a_crash(
+    screening, clinician, determination
+):
+    # A forged or corrupted count: no page ever showed a review that does not exist.
+    with pytest.raises(IntakeError, match="does not match the screening as it stands"):
+        sign(screening, clinician, determination, reviews_seen=3)
+    assert Review.objects.count() == 0
+    assert sign(screening, clinician, determination, reviews_seen=0).clinician == clinician
 
 
 def test_a_screening_in_review_by_another_clinician_must_be_taken_over(
@@ -627,7 +639,7 @@ def test_export_lists_ids_flags_and_review_without_answers_or_names(
     sign(screening, clinician, determination)
     text = reviews.export_screenings_csv(screening_ids=[screening.pk, other.pk], user=clinic_admin)
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == list(reviews.EXPORT_COLUMNS)
+    assert list(rows[0]) == reviews.export_columns(pdf.clinic_tz())
     assert rows[0]["screening_id"] == str(screening.pk)
     assert rows[0]["flags"] == "SUI-01:review+urgent BP-02:review BP-01:caution AGE-02:info"
     assert rows[0]["determination"] == "More information needed"
@@ -638,6 +650,45 @@ def test_export_lists_ids_flags_and_review_without_answers_or_names(
         assert forbidden not in text
     event = AuditEvent.objects.get(action="intake.screening.exported")
     assert event.detail == {"count": 2, "ids": [screening.pk, other.pk]}
+
+
+@override_settings(TIME_ZONE="America/New_York")
+def test_export_times_are_the_clinics_each_with_its_own_utc_offset(
+    staff_user, clinician, clinic_admin, determination
+):
+    utc = dt.UTC
+    # Either side of the spring-forward hour (2026-03-08, 02:00 EST becomes 03:00 EDT),
+    # and a screening submitted in winter but signed in summer.
+    before = flagged_screening(
+        staff_user, [], submitted_at=dt.datetime(2026, 3, 8, 6, 59, 59, tzinfo=utc)
+    )
+    after = flagged_screening(
+        staff_user, [], submitted_at=dt.datetime(2026, 3, 8, 7, 0, tzinfo=utc)
+    )
+    winter = flagged_screening(
+        staff_user, [], submitted_at=dt.datetime(2026, 1, 15, 14, 30, 0, 123456, tzinfo=utc)
+    )
+    review = sign(winter, clinician, determination, acknowledged_rule_ids=[])
+    Review.objects.filter(pk=review.pk).update(
+        signed_at=dt.datetime(2026, 7, 1, 16, 45, tzinfo=utc)
+    )
+    text = reviews.export_screenings_csv(
+        screening_ids=[before.pk, after.pk, winter.pk], user=clinic_admin
+    )
+    header, *rows = list(csv.reader(io.StringIO(text)))
+    submitted = "submitted_at (clinic time: America/New_York; ISO 8601 with UTC offset)"
+    signed = "signed_at (clinic time: America/New_York; ISO 8601 with UTC offset)"
+    assert header[1] == submitted and header[7] == signed
+    by_id = {int(row[0]): row for row in rows}
+    assert by_id[before.pk][1] == "2026-03-08T01:59:59-05:00"
+    assert by_id[after.pk][1] == "2026-03-08T03:00:00-04:00"
+    assert by_id[winter.pk][1] == "2026-01-15T09:30:00-05:00"
+    assert by_id[winter.pk][7] == "2026-07-01T12:45:00-04:00"
+    assert by_id[before.pk][7] == ""
+    # The same moments as stored.
+    assert dt.datetime.fromisoformat(by_id[winter.pk][7]) == dt.datetime(
+        2026, 7, 1, 16, 45, tzinfo=utc
+    )
 
 
 def test_clinicians_cannot_export(screening, clinician):
