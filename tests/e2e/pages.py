@@ -56,3 +56,20 @@ def horizontal_rules(page, top, bottom):
     A rule is an element's top or bottom border with no side borders (not an input's box).
     """
     return page.evaluate(RULES, [top, bottom])
+
+
+SETTLED = """() => new Promise((done) => {
+    // Bootstrap scrolls smoothly: wait until the page has not moved for five frames.
+    let last = -1, same = 0;
+    const tick = () => {
+        same = window.scrollY === last ? same + 1 : 0;
+        last = window.scrollY;
+        if (same >= 5) done(); else requestAnimationFrame(tick);
+    };
+    tick();
+})"""
+
+
+def wait_for_scroll_to_settle(page):
+    """Wait until a (smooth) scroll of the page has ended."""
+    page.evaluate(SETTLED)

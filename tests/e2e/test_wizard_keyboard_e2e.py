@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from intake.models import Draft
-from tests.e2e.pages import wheel_over_focused
+from tests.e2e.pages import sign_in, wait_for_scroll_to_settle, wheel_over_focused
 from tests.e2e.test_wizard_e2e import NEXT, ready_draft, realistic_answers, step_path
 
 pytestmark = pytest.mark.e2e
@@ -241,3 +241,86 @@ def test_a_tick_box_unticked_by_an_exclusive_answer_is_announced(
     page.keyboard.press("Space")
     assert unsure.is_checked() and not none.is_checked()
     assert announce.text_content() == "Unticked: None."
+
+
+FOCUS_BESIDE_BAR = """() => {
+    const e = document.activeElement, box = e.getBoundingClientRect();
+    const bar = document.querySelector(".wizard-actions").getBoundingClientRect();
+    return { name: e.name || (e.innerText || "").trim(), top: box.top, bottom: box.bottom,
+             barTop: bar.top, inBar: !!e.closest(".wizard-actions"),
+             inForm: !!e.closest(".wizard-form"), section: !!e.closest(".wizard-progress") };
+}"""
+
+
+def focus_hidden_by_the_bar(page):
+    """Return the focused control if the button bar covers it or its ring, or it is off screen."""
+    wait_for_scroll_to_settle(page)
+    stop = page.evaluate(FOCUS_BESIDE_BAR)
+    if stop["inBar"] or not stop["inForm"]:
+        return None
+    ring = 5  # the focus ring: a 3 px outline 2 px out
+    return stop if stop["top"] < ring or stop["bottom"] + ring > stop["barTop"] else None
+
+
+def in_view(page, selector):
+    box = page.locator(selector).bounding_box()
+    return box["y"] >= 0 and box["y"] + box["height"] <= page.viewport_size["height"]
+
+
+def test_on_a_portrait_tablet_the_buttons_stay_in_view_and_never_cover_the_focus(
+    chromium, live_server, e2e_staff, screenshots
+):
+    context = chromium.new_context(
+        viewport={"width": 768, "height": 1024}, has_touch=True, locale="en-US"
+    )
+    page = sign_in(context.new_page(), live_server, e2e_staff)
+    draft = ready_draft(e2e_staff, realistic_answers(), last_step="other_conditions")
+    hidden = []
+    for slug in ("medications", "mood", "other_conditions"):
+        page.goto(live_server.url + step_path(draft.pk, slug))
+        assert in_view(page, NEXT), slug  # at the top of a long step
+        page.locator("body").focus()
+        stops = 0
+        for _ in range(200):
+            page.keyboard.press("Tab")
+            if page.evaluate(FOCUS_BESIDE_BAR)["section"]:
+                break
+            stops += 1
+            if found := focus_hidden_by_the_bar(page):
+                hidden.append((slug, found))
+        assert stops > 15, slug
+    page.screenshot(path=str(screenshots / "tablet-touch-button-bar.png"))
+
+    # Every error link of a step left blank lands on a control clear of the bar.
+    page.goto(live_server.url + step_path(draft.pk, "mood"))
+    page.evaluate(
+        """() => document.querySelectorAll(".wizard-form input:checked")
+            .forEach((input) => { input.checked = false; })"""
+    )
+    page.click(NEXT)
+    links = page.locator("#error-summary a")
+    assert links.count() > 15
+    for index in range(links.count()):
+        page.locator("#error-summary").scroll_into_view_if_needed()
+        links.nth(index).focus()
+        page.keyboard.press("Enter")
+        if found := focus_hidden_by_the_bar(page):
+            hidden.append(("error link", found))
+    context.close()
+    assert not hidden, hidden
+
+
+@pytest.mark.parametrize("touch", [False, True], ids=["mouse", "touch"])
+def test_the_button_bar_stays_in_its_place_with_a_mouse_or_on_a_phone(
+    chromium, live_server, e2e_staff, touch
+):
+    size = {"width": 390, "height": 844} if touch else {"width": 768, "height": 1024}
+    context = chromium.new_context(viewport=size, has_touch=touch, locale="en-US")
+    page = sign_in(context.new_page(), live_server, e2e_staff)
+    draft = ready_draft(e2e_staff, realistic_answers(), last_step="mood")
+    page.goto(live_server.url + step_path(draft.pk, "mood"))
+    assert page.locator(".wizard-actions").evaluate("(bar) => getComputedStyle(bar).position") == (
+        "static"
+    )
+    assert not in_view(page, NEXT)
+    context.close()
