@@ -177,6 +177,12 @@ class Textarea(PythonMarkup, forms.Textarea):
         )
 
 
+# A medication row's index in its posted names (``medications-3-name``): ASCII digits,
+# a few of them. A forged index ("²", Arabic-Indic digits, 5,000 digits that int() refuses)
+# names no row and is ignored like any other unknown key.
+MED_ROW_INDEX = r"[0-9]{1,4}"
+
+
 class MedListWidget(forms.Widget):
     """Repeating medication rows: ``<name>-<i>-name``, ``-dose``, ``-frequency``."""
 
@@ -189,7 +195,7 @@ class MedListWidget(forms.Widget):
         return mark_safe(render_to_string(template_name, context))
 
     def value_from_datadict(self, data, files, name):
-        pattern = re.compile(rf"^{re.escape(name)}-(\d+)-(name|dose|frequency)$")
+        pattern = re.compile(rf"^{re.escape(name)}-({MED_ROW_INDEX})-(name|dose|frequency)$")
         rows = {}
         for key in data:
             match = pattern.match(key)

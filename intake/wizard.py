@@ -38,7 +38,7 @@ from formtools.wizard.storage.base import BaseStorage
 from formtools.wizard.views import NamedUrlWizardView, StepsHelper
 
 from intake import audit, instrument, lexicon, presentation, rules, services
-from intake.forms import med_list_errors, step_form_class
+from intake.forms import MED_ROW_INDEX, med_list_errors, step_form_class
 from intake.models import Draft
 from intake.security import idle_sign_out_message
 
@@ -200,7 +200,7 @@ def js_answers(answers):
     return data
 
 
-MED_ROW_SUFFIX = re.compile(r"-\d+-(?:name|dose|frequency)$")
+MED_ROW_SUFFIX = re.compile(rf"-{MED_ROW_INDEX}-(?:name|dose|frequency)$")
 
 
 def storable_text(value):

@@ -3,7 +3,7 @@
 import datetime as dt
 import re
 from decimal import Decimal
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 from django.conf import settings
@@ -526,6 +526,30 @@ def test_summary_lines_lead_with_the_question_without_doubled_punctuation(staff_
     assert reviewed.endswith("?")
     assert f"{escape(reviewed)} Choose an answer." in summary
     assert ".:" not in summary and "?:" not in summary
+
+
+@pytest.mark.parametrize("index", ["9" * 5000, "\u00b2", "\u0661\u0662", "12345", "-1", ""])
+def test_a_forged_medication_row_index_is_ignored_not_a_crash(staff_client, index):
+    draft = start(staff_client)
+    rows = [{"name": "Sertraline", "dose": "50 mg", "frequency": "daily"}]
+    answers = quiet_answers(med_none=False, medications=rows)
+    for slug in applicable_steps(answers)[: applicable_steps(answers).index("medications")]:
+        staff_client.post(step_url(draft, slug), post_data(slug, answers))
+    data = post_data("medications", answers)
+    data[f"medications-medications-{index}-name"] = "Forgedrowname"
+    # Form-encoded, as a browser sends it (the test client's multipart refuses the long name).
+    response = staff_client.post(
+        step_url(draft, "medications"),
+        urlencode(data, doseq=True),
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert instrument.decode_answers(draft.answers)["medications"] == [
+        {"name": "Sertraline", "dose": "50 mg", "frequency": "daily"}
+    ]
+    page = staff_client.get(step_url(draft, "medications")).content.decode()
+    assert "Sertraline" in page and "Forgedrowname" not in page
 
 
 def test_an_empty_medication_list_error_links_to_the_first_name(staff_client):
