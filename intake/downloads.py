@@ -1,7 +1,14 @@
-"""Downloads of a screening: the stored PDF summary and the FHIR resources."""
+"""Downloads of a screening: the stored PDF summary and the FHIR resources.
+
+Each download needs the permission of the page it is offered on (the staff
+screening page: ``intake.conduct_screening``), as well as sight of the
+screening: an account whose role was taken away keeps no way in to the
+screenings it submitted.
+"""
 
 import json
 
+from django.contrib.auth.decorators import permission_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -12,6 +19,9 @@ from intake import audit, documents, fhir
 from intake.services import current_thresholds, screenings_visible_to
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
+
+# The rung of the staff screening page (``views.screening``), which links to these downloads.
+SCREENING_PERMISSION = "intake.conduct_screening"
 
 
 def _visible_screening(request, pk):
@@ -36,6 +46,7 @@ def _file_name(screening, suffix, *, version=None):
 
 @require_GET
 @never_cache
+@permission_required(SCREENING_PERMISSION, raise_exception=True)
 def screening_pdf(request, pk):
     """Serve the stored PDF summary (latest, or ``?version=N``) as an attachment."""
     screening = _visible_screening(request, pk)
@@ -57,6 +68,7 @@ def screening_pdf(request, pk):
 
 @require_GET
 @never_cache
+@permission_required(SCREENING_PERMISSION, raise_exception=True)
 def screening_fhir(request, pk):
     """Serve the screening's FHIR R4 QuestionnaireResponse as JSON."""
     screening = _visible_screening(request, pk)
@@ -70,6 +82,7 @@ def screening_fhir(request, pk):
 
 
 @require_GET
+@permission_required(SCREENING_PERMISSION, raise_exception=True)
 def questionnaire(request):
     """Serve the instrument as a FHIR R4 Questionnaire, branching on the thresholds in force."""
     _version, values = current_thresholds()

@@ -5,6 +5,7 @@ import io
 import json
 
 import pytest
+from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 from fhir.resources.R4B.questionnaire import Questionnaire
@@ -187,6 +188,40 @@ def test_anonymous_is_sent_to_login(client, screening, kind):
 def test_anonymous_cannot_read_the_questionnaire(client, db):
     response = client.get(reverse("intake:questionnaire"))
     assert response.status_code == 302
+
+
+DOWNLOADS = {
+    "pdf": lambda screening: urls(screening)["pdf"],
+    "pdf version 1": lambda screening: urls(screening)["pdf"] + "?version=1",
+    "fhir": lambda screening: urls(screening)["fhir"],
+    "questionnaire": lambda screening: reverse("intake:questionnaire"),
+}
+
+
+@pytest.mark.parametrize("kind", DOWNLOADS)
+def test_each_download_walks_the_permission_ladder_of_its_page(
+    client, screening, staff_user, clinician, clinic_admin, kind
+):
+    url = DOWNLOADS[kind](screening)
+    page = screening.get_absolute_url()
+
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login") + "?next=")
+
+    # The screening's own submitter, whose role was taken away: the page and
+    # every download refuse them alike, and nothing is read.
+    staff_user.groups.clear()
+    client.force_login(staff_user)
+    assert client.get(page).status_code == 403
+    assert client.get(url).status_code == 403
+    assert not AuditEvent.objects.filter(action__startswith="intake.screening.").exists()
+
+    staff_user.groups.add(Group.objects.get(name=Role.INTAKE_STAFF))
+    for user in (staff_user, clinician, clinic_admin):
+        client.force_login(user)
+        assert client.get(page).status_code == 200
+        assert client.get(url).status_code == 200, user
 
 
 @pytest.mark.parametrize("kind", ["pdf", "fhir"])

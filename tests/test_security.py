@@ -1,6 +1,7 @@
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -712,6 +713,76 @@ def test_health_check_is_public_and_reads_no_database(client):
 @pytest.mark.django_db
 def test_password_reset_by_email_is_not_offered(client):
     assert client.get("/accounts/password_reset/").status_code == 404
+
+
+# ---------------------------------------------------------------------------
+# An account whose role was taken away reaches nothing with patient data
+
+# Pages about the signed-in account itself, open to anyone signed in; none shows patient data.
+ACCOUNT_PAGES = {
+    "login",
+    "logout",
+    "password_change",
+    "password_change_done",
+    "session_keepalive",
+    "healthz",
+}
+# Routes written as regular expressions, and an address each one matches.
+REGEX_ROUTES = {
+    "admin/^(?P<app_label>intake|auth|axes)/$": "admin/intake/",
+    "admin/(?P<url>.*)$": "admin/no-such-page/",
+}
+
+
+def every_route(values):
+    """Yield (name, path) for every URL pattern, its arguments filled from ``values``."""
+    for route, pattern, namespace in walk(get_resolver().url_patterns):
+        name = f"{namespace}{pattern.name}" if pattern.name else route
+        if route in REGEX_ROUTES:
+            yield name, "/" + REGEX_ROUTES[route]
+        else:
+            filled = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), route)
+            yield name, "/" + filled
+
+
+@pytest.mark.django_db
+def test_an_account_without_a_role_reaches_no_page_of_patient_data(client, staff_user):
+    from django.contrib.contenttypes.models import ContentType
+
+    from intake.models import Draft, Screening
+    from tests.factories import make_screening
+
+    screening = make_screening(staff_user)
+    draft = Draft.objects.create(created_by=staff_user, last_step="patient")
+    values = {
+        "pk": screening.pk,
+        "object_id": screening.pk,
+        "content_type_id": ContentType.objects.get_for_model(Screening).pk,
+        "draft_id": draft.pk,
+        "step": "patient",
+        "id": staff_user.pk,
+    }
+    routes = dict(every_route(values))
+    assert {"intake:screening_pdf", "intake:screening_fhir", "admin:index"} <= set(routes)
+    # Set to "No role" by a clinic admin, but still active: signing in works.
+    staff_user.groups.clear()
+    client.force_login(staff_user)
+    seen = AuditEvent.objects.count()
+    for name, url in routes.items():
+        methods = ["get"] if name == "logout" else ["get", "post"]
+        for method in methods:
+            response = getattr(client, method)(url)
+            body = response.content.decode(errors="replace")
+            assert "Rivera" not in body and "MRN-1001" not in body, (method, url)
+            if name in ACCOUNT_PAGES:
+                assert response.status_code < 500, (method, url)
+            elif method == "get":
+                assert response.status_code == 403, (method, url, response.status_code)
+            else:  # a GET-only address may say so first
+                assert response.status_code in (403, 405), (method, url, response.status_code)
+    assert not AuditEvent.objects.filter(
+        pk__gt=seen, action__startswith="intake.screening"
+    ).exists()
 
 
 # ---------------------------------------------------------------------------
