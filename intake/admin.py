@@ -45,6 +45,7 @@ from intake.admin_forms import (
     UserRoleChangeForm,
     UserRoleCreationForm,
     error_summary,
+    parse_id,
     rebound,
 )
 from intake.admin_lookups import OwnFiltersOnlyMixin, restrict_lookups
@@ -167,9 +168,8 @@ NOT_DONE_BY_ADDRESS = _(
 
 
 def posted_id(request, name):
-    """Return the posted id ``name`` as an int, or None when it is missing or not a number."""
-    value = request.POST.get(name, "")
-    return int(value) if value.isdigit() else None
+    """Return the posted id ``name`` as an int, or None when it is missing or not an id."""
+    return parse_id(request.POST.get(name, ""))
 
 
 def flag_badges(screening):

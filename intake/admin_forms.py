@@ -104,10 +104,42 @@ def signature_field():
     )
 
 
+# Any number of at most 18 digits fits a 64-bit key; no id or count the panel posts has more.
+ID_MAX_DIGITS = 18
+
+
+def parse_id(value):
+    """Return ``value`` as a number if it is 1 to 18 ASCII digits and nothing else, or None.
+
+    A page of the panel posts its ids and counts in ASCII digits. ``str.isdigit`` also
+    takes "²" (which ``int`` refuses) and Arabic-Indic digits (which ``int`` reads as
+    another number), and ``int`` refuses more than 4,300 digits: a forged post must
+    name nothing rather than end in a server error.
+    """
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+        return None
+    return int(value) if len(value) <= ID_MAX_DIGITS else None
+
+
+class PageStateField(forms.IntegerField):
+    """A hidden number naming what a form's page showed: ASCII digits, else the form is stale."""
+
+    widget = forms.HiddenInput
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value  # set in code (initial data), not posted
+        number = parse_id(value)
+        if number is None:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return number
+
+
 def page_state_field(**kwargs):
     """Return a hidden number naming what a form's page showed; missing or bad, it is stale."""
-    return forms.IntegerField(
-        widget=forms.HiddenInput,
+    return PageStateField(
         error_messages=dict.fromkeys(("required", "invalid", "min_value"), STALE_FORM),
         **kwargs,
     )
@@ -122,14 +154,19 @@ class ActiveDeterminationField(forms.ModelChoiceField):
     """The active determination options; one withdrawn since the form was shown says so."""
 
     def to_python(self, value):
+        if isinstance(value, str) and value not in self.empty_values and parse_id(value) is None:
+            # Not an id the page could have posted ("²", "١٢", 5,000 digits): no option.
+            raise forms.ValidationError(
+                self.error_messages["invalid_choice"], code="invalid_choice"
+            )
         try:
             return super().to_python(value)
         except forms.ValidationError as error:
             withdrawn = Determination.objects.filter(active=False)
             if (
                 error.code == "invalid_choice"
-                and str(value).isdigit()
-                and withdrawn.filter(pk=int(value)).exists()
+                and (pk := parse_id(value)) is not None
+                and withdrawn.filter(pk=pk).exists()
             ):
                 raise forms.ValidationError(WITHDRAWN_OPTION, code="withdrawn") from error
             raise

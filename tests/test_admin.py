@@ -2161,3 +2161,77 @@ def test_a_reviews_acknowledged_flags_read_in_the_same_order_as_on_the_pdf(
     assert "<dt>Flags acknowledged</dt><dd>SUI-01, BP-02</dd>" in html
     (printed,) = pdf.summary_context(screening)["reviews"]
     assert printed.acknowledged_rule_ids == ("SUI-01", "BP-02")
+
+
+# Digits to ``str.isdigit`` but not ASCII ("²" is one, int() refuses it; "١٢" is 12 to
+# int()), more digits than any key has, and other near-numbers: none names anything.
+FORGED_IDS = ["²", "١٢", "٣", "9" * 5000, "9" * 19, "+1", " 1", "1.0", "-1", "0x1", "1\u200b"]
+
+
+@pytest.mark.parametrize("forged", FORGED_IDS)
+def test_a_forged_reviewer_id_in_a_claim_or_release_changes_nothing(
+    client, clinician, make_user, staff_user, forged
+):
+    screening = flagged_screening(staff_user, ["SUI-01"])
+    first = make_user("first-reviewer", Role.CLINICIAN)
+    reviews.claim_screening(screening_id=screening.pk, user=first)
+    client.force_login(clinician)
+    change = admin_url("intake_screening_change", screening.pk)
+    for name, data in [
+        ("claim", {"take_over": "1", "claimed_by": forged}),
+        ("release", {"claimed_by": forged}),
+    ]:
+        response = client.post(admin_url(f"intake_screening_{name}", screening.pk), data)
+        assert response.status_code == 302, name
+        assert response.url == change
+        assert Screening.objects.get(pk=screening.pk).claimed_by == first
+    assert not AuditEvent.objects.filter(
+        action__in=["intake.screening.claimed", "intake.screening.released"], actor=clinician
+    ).exists()
+
+
+@pytest.mark.parametrize("forged", FORGED_IDS)
+@pytest.mark.parametrize("field", ["determination", "reviews_seen"])
+def test_a_forged_id_in_the_review_form_is_an_error_not_a_crash(
+    client, clinician, staff_user, forged, field
+):
+    screening = flagged_screening(staff_user, ["SUI-01"])
+    client.force_login(clinician)
+    data = {**review_post(screening), field: forged}
+    response = client.post(admin_url("intake_screening_review", screening.pk), data)
+    assert response.status_code == 200
+    assert response.context["form"].errors[field]
+    assert not Review.objects.exists()
+
+
+@pytest.mark.parametrize("forged", FORGED_IDS)
+def test_a_forged_review_id_in_an_addendum_or_unlock_form_is_stale(
+    client, clinic_admin, staff_user, forged
+):
+    screening = signed(flagged_screening(staff_user, ["SUI-01"]), clinic_admin)
+    client.force_login(clinic_admin)
+    for name, data in [
+        ("addendum", {"text": "ECG received.", "password": PASSWORD, "review": forged}),
+        ("unlock", {"reason": "Wrong chart.", "review": forged}),
+    ]:
+        response = client.post(admin_url(f"intake_screening_{name}", screening.pk), data)
+        assert response.status_code == 200, name
+        assert "This form is out of date; nothing was saved." in response.content.decode()
+    assert not screening.addenda.exists()
+    assert not Review.objects.filter(voided_at__isnull=False).exists()
+
+
+@pytest.mark.parametrize("forged", FORGED_IDS)
+def test_a_bulk_action_on_a_forged_id_does_nothing_and_says_so(
+    client, clinic_admin, staff_user, forged
+):
+    screening = flagged_screening(staff_user, [])
+    client.force_login(clinic_admin)
+    response = client.post(
+        admin_url("intake_screening_changelist") + "?state=all",
+        {"action": "export_csv", "_selected_action": [screening.pk, forged], "index": "0"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "Nothing was done: the selection was not understood." in response.content.decode()
+    assert not AuditEvent.objects.filter(action="intake.screening.exported").exists()

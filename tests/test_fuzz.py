@@ -4,7 +4,8 @@ Part one posts arbitrary form bodies (wrong types, huge strings, NUL, lone
 surrogates sent as invalid UTF-8 bytes, missing, extra and forged fields) to
 every wizard step and to the review step's submit. Part two generates answers
 from the instrument definition (what the forms can accept) and runs
-``rules.evaluate`` and ``rules.derive`` on them.
+``rules.evaluate`` and ``rules.derive`` on them. Part three posts arbitrary
+bodies, forged ids among them, to the review panel's actions.
 """
 
 import datetime as dt
@@ -13,13 +14,18 @@ from decimal import Decimal
 from urllib.parse import quote
 
 import pytest
+from axes.models import AccessAttempt
+from django.contrib.auth import get_user_model
+from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from intake import instrument, lexicon, rules, services
-from intake.models import Draft, Screening
+from intake import instrument, lexicon, reviews, rules, services
+from intake.models import Addendum, Determination, Draft, Review, Screening
 from intake.thresholds import DEFAULTS
+from tests.conftest import PASSWORD
 from tests.factories import quiet_answers
+from tests.review_data import flagged_screening
 from tests.wizard_helpers import applicable_steps, post_data, step_url
 
 FUZZ_SETTINGS = settings(
@@ -569,3 +575,107 @@ def test_evaluate_treats_a_wrongly_typed_comparison_as_false(junk):
     # Regression examples of the property above (each raised before).
     answers = {**quiet_answers(), **junk}
     check_flags(rules.evaluate(answers, now=dt.datetime(2025, 6, 15, 12, tzinfo=dt.UTC)))
+
+
+# ---------------------------------------------------------------------------
+# Part three: the review panel's actions over HTTP
+
+# Text a forged post may put where the panel posts an id or a count: digits to
+# ``str.isdigit`` but not ASCII ("²", which int() refuses; Arabic-Indic and other
+# scripts' digits, which int() reads as a number), more digits than any key has
+# (int() refuses 4,301 or more), and near-numbers.
+forged_ids = st.one_of(
+    st.sampled_from(
+        ["²", "³", "¹", "١٢", "٣", "۴", "०", "๑", "𝟏", "+1", "-1", " 1", "1 ", "1.0", "0x1", "1e3"]
+    ),
+    st.text(alphabet=st.characters(categories=["Nd", "No"]), min_size=1, max_size=6),
+    st.integers(min_value=1, max_value=6000).map(lambda digits: "9" * digits),
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+)
+
+PANEL_ACTIONS = {
+    "claim": {"take_over": "choice", "claimed_by": "id"},
+    "release": {"claimed_by": "id"},
+    "review": {
+        "determination": "id",
+        "reviews_seen": "id",
+        "ack_SUI-01": "choice",
+        "note": "text",
+        "password": "password",
+    },
+    "addendum": {"review": "id", "text": "text", "password": "password", "form_token": "text"},
+    "unlock": {"review": "id", "reason": "text"},
+}
+
+
+@st.composite
+def panel_bodies(draw, action, ids):
+    """Draw ``[(name, value)]`` pairs of a POST to the panel's ``action``; ids from ``ids``."""
+    values = {
+        "id": st.one_of(forged_ids, st.sampled_from([str(pk) for pk in ids]), raw_text),
+        "choice": st.one_of(st.sampled_from(["1", "on", "0", ""]), forged_ids, raw_text),
+        "text": st.one_of(raw_text, forged_ids),
+        "password": st.one_of(st.just(PASSWORD), raw_text),
+    }
+    pairs = []
+    for name, kind in PANEL_ACTIONS[action].items():
+        # Usually sent, sometimes missing or sent twice.
+        for _ in range(draw(st.sampled_from([1, 1, 1, 0, 2]))):
+            pairs.append((name, draw(values[kind])))
+    return pairs
+
+
+@pytest.fixture
+def panel(client, make_user, staff_user):
+    """Return (client, clinic admin, [a screening claimed by another, a signed one])."""
+    admin = make_user("fuzz-admin", "clinic_admin")
+    other = make_user("fuzz-clinician", "clinician")
+    open_one = flagged_screening(staff_user, ["SUI-01"])
+    reviews.claim_screening(screening_id=open_one.pk, user=other)
+    signed = flagged_screening(staff_user, ["SUI-01"])
+    reviews.record_review(
+        screening_id=signed.pk,
+        user=other,
+        determination_id=Determination.objects.first().pk,
+        note="Reviewed.",
+        acknowledged_rule_ids=["SUI-01"],
+        password=PASSWORD,
+    )
+    client.raise_request_exception = True
+    return client, admin, [open_one, signed]
+
+
+def assert_panel_records_sound():
+    """Fail unless every stored review, addendum and claim is one the services could make."""
+    labels = set(Determination.objects.values_list("label", flat=True))
+    for review in Review.objects.all():
+        assert review.determination in labels
+        assert review.note.strip()
+    for addendum in Addendum.objects.all():
+        assert addendum.text.strip()
+    for screening in Screening.objects.select_related("claimed_by"):
+        assert screening.claimed_by_id is None or screening.claimed_by is not None
+
+
+@pytest.mark.parametrize("action", PANEL_ACTIONS)
+@settings(FUZZ_SETTINGS, max_examples=40)
+@given(data=st.data())
+def test_arbitrary_posts_to_the_review_panels_actions_never_fail(panel, action, data):
+    client, admin, screenings = panel
+    # Wrong signatures count toward the sign-in lockout, which signs the user out.
+    AccessAttempt.objects.all().delete()
+    client.force_login(admin)
+    screening = data.draw(st.sampled_from(screenings))
+    ids = {
+        *get_user_model().objects.values_list("pk", flat=True),
+        *Determination.objects.values_list("pk", flat=True),
+        *Review.objects.values_list("pk", flat=True),
+        0,
+    }
+    pairs = data.draw(panel_bodies(action, sorted(ids)))
+    url = reverse(f"admin:intake_screening_{action}", args=[screening.pk])
+    response = client.post(
+        url, encode_body(pairs), content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code in NORMAL_STATUSES, (action, response.status_code)
+    assert_panel_records_sound()
