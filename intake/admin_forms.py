@@ -13,13 +13,18 @@ from django.contrib.auth.forms import (
 )
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.models import Group
+from django.core import validators
 from django.forms.boundfield import BoundField
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.formats import number_format
+from django.utils.functional import lazy
 from django.utils.safestring import mark_safe
+from django.utils.text import format_lazy
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from intake import accounts, thresholds
+from intake import accounts, reviews, thresholds
 from intake.models import Determination, Role
 from intake.roles import ADMIN_ROLES, user_role
 
@@ -91,6 +96,51 @@ class PanelForm(ErrorSummaryMixin, forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.summary_labels = {}
+
+
+def length_help(help_text, limit):
+    """Return ``help_text`` followed by "At most N characters.", both put together when shown."""
+    at_most = lazy(
+        lambda: (
+            gettext("At most %(limit)s characters.")
+            % {"limit": number_format(limit, force_grouping=True)}
+        ),
+        str,
+    )()
+    return format_lazy("{} {}", help_text, at_most)
+
+
+class PanelTextField(forms.CharField):
+    """Free text typed in the panel: at most ``max_length`` characters, as the browser counts them.
+
+    The textarea gets ``maxlength``. A browser counts a typed line break as one
+    character but posts it as two (CR LF); it is kept as one, so text the page let
+    through is never refused for its line breaks. The service checks the same limit.
+    """
+
+    def __init__(self, *, max_length, help_text="", **kwargs):
+        super().__init__(
+            max_length=max_length, help_text=length_help(help_text, max_length), **kwargs
+        )
+        # validate() says it with the count written as people read it ("10,000").
+        self.validators = [
+            validator
+            for validator in self.validators
+            if not isinstance(validator, validators.MaxLengthValidator)
+        ]
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = value.replace("\r\n", "\n").replace("\r", "\n")
+        return super().to_python(value)
+
+    def validate(self, value):
+        super().validate(value)
+        if value and len(value) > self.max_length:
+            raise forms.ValidationError(
+                reviews.too_long_message(limit=self.max_length, length=len(value)),
+                code="max_length",
+            )
 
 
 def signature_field():
@@ -183,9 +233,10 @@ class RecordReviewForm(PanelForm):
         empty_label=None,
         error_messages={"required": _("Choose your determination.")},
     )
-    note = forms.CharField(
+    note = PanelTextField(
         label=_("Review note"),
         help_text=_("What you considered, including your plan for each flag."),
+        max_length=reviews.NOTE_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 5}),
         error_messages={"required": _("Write a review note.")},
     )
@@ -228,9 +279,10 @@ def review_field():
 class AddendumForm(PanelForm):
     """Append a signed addendum."""
 
-    text = forms.CharField(
+    text = PanelTextField(
         label=_("Addendum"),
         help_text=_("Appended under the signed review; nothing earlier is changed."),
+        max_length=reviews.NOTE_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 5}),
         error_messages={"required": _("Write the addendum text.")},
     )
@@ -258,9 +310,10 @@ class UnlockForm(PanelForm):
 
     review = review_field()
 
-    reason = forms.CharField(
+    reason = PanelTextField(
         label=_("Reason for unlocking"),
         help_text=_("Kept with the voided review in the screening's history."),
+        max_length=reviews.REASON_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 3}),
         error_messages={"required": _("Give the reason for unlocking.")},
     )
@@ -310,8 +363,9 @@ class ThresholdsForm(PanelForm):
                     decimal_places=2,
                     widget=forms.NumberInput(attrs={"step": "any"}),
                 )
-        self.fields["note"] = forms.CharField(
+        self.fields["note"] = PanelTextField(
             label=_("Reason for the change"),
+            max_length=reviews.REASON_MAX_LENGTH,
             widget=forms.Textarea(attrs={"rows": 2}),
             error_messages={"required": _("Give the reason for the change.")},
         )

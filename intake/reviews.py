@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import check_password
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from intake import audit, thresholds
@@ -32,6 +33,13 @@ EXPORT_COLUMNS = (
     "signed_at",
 )
 EXPORT_TIMES = ("submitted_at", "signed_at")
+
+# The longest free text a clinician signs (a review note, an addendum) or gives as a
+# reason (unlocking, changing thresholds). Signed text can never be removed and every
+# version of the PDF prints it whole: at these lengths the worst case, one character a
+# line, renders in about 3 s (2,000,000 characters never finished).
+NOTE_MAX_LENGTH = 10_000
+REASON_MAX_LENGTH = 2_000
 
 
 def export_columns(tz):
@@ -82,6 +90,22 @@ def _require(user, *perms):
 def _check_signature(user, password):
     if not password or not check_password(password, user.password):
         raise IntakeError(_("The password is not correct; nothing was signed."))
+
+
+def too_long_message(*, limit: int, length: int) -> str:
+    """Return the message for free text of ``length`` characters where ``limit`` is the most."""
+    return _("Shorten this to at most %(limit)s characters; it has %(length)s.") % {
+        "limit": number_format(limit, force_grouping=True),
+        "length": number_format(length, force_grouping=True),
+    }
+
+
+def _check_length(text, *, limit, what):
+    if len(text) > limit:
+        raise IntakeError(
+            _("%(what)s is too long: %(detail)s Nothing was saved.")
+            % {"what": what, "detail": too_long_message(limit=limit, length=len(text))}
+        )
 
 
 def _locked_screening(screening_id):
@@ -329,6 +353,7 @@ def record_review(
     note = (note or "").strip()
     if not note:
         raise IntakeError(_("Write a review note before signing."))
+    _check_length(note, limit=NOTE_MAX_LENGTH, what=_("The review note"))
 
     review = Review(
         screening=screening,
@@ -401,6 +426,7 @@ def add_addendum(
     _shown_review(screening, review_id)
     if not text:
         raise IntakeError(_("Write the addendum text."))
+    _check_length(text, limit=NOTE_MAX_LENGTH, what=_("The addendum"))
     same = screening.addenda.filter(author=user, text=text).first()
     if same is not None:
         raise IntakeError(
@@ -441,6 +467,7 @@ def unlock_screening(
     reason = (reason or "").strip()
     if not reason:
         raise IntakeError(_("Give the reason for unlocking."))
+    _check_length(reason, limit=REASON_MAX_LENGTH, what=_("The reason for unlocking"))
     screening = _locked_screening(screening_id)
     if not screening.is_locked and not screening.reviews.filter(pk=review_id).exists():
         raise IntakeError(_("This screening is not signed, so there is nothing to unlock."))
@@ -525,6 +552,8 @@ def save_thresholds(
     that version's changes.
     """
     _require(user, "intake.add_thresholdset")
+    note = (note or "").strip()
+    _check_length(note, limit=REASON_MAX_LENGTH, what=_("The reason for the change"))
     unknown = set(values) - set(thresholds.SPEC)
     if unknown:
         raise IntakeError(_("Unknown threshold(s): %(names)s.") % {"names": ", ".join(unknown)})
@@ -554,7 +583,7 @@ def save_thresholds(
         values=thresholds.encode(new),
         created_by=user,
         created_at=timezone.now(),
-        note=(note or "").strip(),
+        note=note,
     )
     threshold_set.full_clean(validate_unique=False)
     try:

@@ -1600,7 +1600,7 @@ def test_every_invalid_review_field_is_marked_and_described_by_its_error(
     expected = {
         "id_ack_BP-02": ["Acknowledge this flag."],
         "id_note": [
-            "What you considered, including your plan for each flag.",
+            "What you considered, including your plan for each flag. At most 10,000 characters.",
             "Write a review note.",
         ],
         "id_password": [
@@ -2235,3 +2235,62 @@ def test_a_bulk_action_on_a_forged_id_does_nothing_and_says_so(
     assert response.status_code == 200
     assert "Nothing was done: the selection was not understood." in response.content.decode()
     assert not AuditEvent.objects.filter(action="intake.screening.exported").exists()
+
+
+# Each free-text form of the panel: (form page, posted data, its text field, the limit, stored).
+def long_text_forms(screening, admin):
+    signed_one = signed(flagged_screening(screening.submitted_by, ["SUI-01"]), admin)
+    review = reviews.current_review(signed_one)
+    return {
+        "note": (
+            admin_url("intake_screening_review", screening.pk),
+            review_post(screening),
+            reviews.NOTE_MAX_LENGTH,
+            lambda: Review.objects.filter(screening=screening).exists(),
+        ),
+        "text": (
+            admin_url("intake_screening_addendum", signed_one.pk),
+            {"password": PASSWORD, "review": review.pk},
+            reviews.NOTE_MAX_LENGTH,
+            lambda: signed_one.addenda.exists(),
+        ),
+        "reason": (
+            admin_url("intake_screening_unlock", signed_one.pk),
+            {"review": review.pk},
+            reviews.REASON_MAX_LENGTH,
+            lambda: Review.objects.filter(voided_at__isnull=False).exists(),
+        ),
+        "thresholds note": (
+            admin_url("intake_thresholdset_add"),
+            threshold_post(hr_review="125"),
+            reviews.REASON_MAX_LENGTH,
+            lambda: ThresholdSet.objects.exists(),
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", ["note", "text", "reason", "thresholds note"])
+def test_free_text_over_its_maximum_is_refused_with_the_count_and_nothing_stored(
+    client, clinic_admin, staff_user, name
+):
+    screening = flagged_screening(staff_user, ["SUI-01"])
+    url, data, limit, stored = long_text_forms(screening, clinic_admin)[name]
+    field = name.split()[-1]
+    client.force_login(clinic_admin)
+    page = client.get(url).content.decode()
+    assert re.search(rf'<textarea name="{field}"[^>]* maxlength="{limit}"', page)
+    assert f"At most {limit:,} characters." in page
+
+    response = client.post(url, {**data, field: "z" * (limit + 1)})
+    assert response.status_code == 200
+    message = f"Shorten this to at most {limit:,} characters; it has {limit + 1:,}."
+    assert response.context["form"].errors[field] == [message]
+    assert message in response.content.decode()
+    assert not stored()
+
+    # The browser counts a typed line break as one character, and posts it as two.
+    text = "line\r\n" * (limit // 5 - 1) + "z" * 5
+    assert len(text.replace("\r\n", "\n")) == limit
+    response = client.post(url, {**data, field: text})
+    assert response.status_code == 302, response.context["form"].errors
+    assert stored()

@@ -650,9 +650,10 @@ def assert_panel_records_sound():
     labels = set(Determination.objects.values_list("label", flat=True))
     for review in Review.objects.all():
         assert review.determination in labels
-        assert review.note.strip()
+        assert review.note.strip() and len(review.note) <= reviews.NOTE_MAX_LENGTH
+        assert len(review.void_reason) <= reviews.REASON_MAX_LENGTH
     for addendum in Addendum.objects.all():
-        assert addendum.text.strip()
+        assert addendum.text.strip() and len(addendum.text) <= reviews.NOTE_MAX_LENGTH
     for screening in Screening.objects.select_related("claimed_by"):
         assert screening.claimed_by_id is None or screening.claimed_by is not None
 

@@ -695,3 +695,70 @@ def test_clinicians_cannot_export(screening, clinician):
     with pytest.raises(IntakeError, match="permission"):
         reviews.export_screenings_csv(screening_ids=[screening.pk], user=clinician)
     assert not AuditEvent.objects.exists()
+
+
+# ---------------------------------------------------------------------------
+# Length of free text
+
+
+def test_a_review_note_longer_than_the_maximum_is_refused_and_nothing_stored(
+    screening, clinician, determination
+):
+    too_long = "x" * (reviews.NOTE_MAX_LENGTH + 1)
+    with pytest.raises(IntakeError, match="at most 10,000 characters; it has 10,001"):
+        sign(screening, clinician, determination, note=too_long)
+    assert not Review.objects.exists()
+    screening.refresh_from_db()
+    assert screening.status == Screening.Status.SUBMITTED
+    # Spaces around it are not counted, as they are not kept.
+    review = sign(screening, clinician, determination, note=f"  {'x' * reviews.NOTE_MAX_LENGTH}\n")
+    assert len(review.note) == reviews.NOTE_MAX_LENGTH
+
+
+def test_an_addendum_longer_than_the_maximum_is_refused_and_nothing_stored(
+    screening, clinician, determination
+):
+    review = sign(screening, clinician, determination)
+
+    def addendum(text):
+        return reviews.add_addendum(
+            screening_id=screening.pk,
+            user=clinician,
+            review_id=review.pk,
+            text=text,
+            password=PASSWORD,
+        )
+
+    with pytest.raises(IntakeError, match="The addendum is too long"):
+        addendum("y" * (reviews.NOTE_MAX_LENGTH + 1))
+    assert not Addendum.objects.exists()
+    assert len(addendum("y" * reviews.NOTE_MAX_LENGTH).text) == reviews.NOTE_MAX_LENGTH
+
+
+def test_an_unlock_reason_longer_than_the_maximum_is_refused_and_nothing_voided(
+    screening, clinician, clinic_admin, determination
+):
+    review = sign(screening, clinician, determination)
+    with pytest.raises(IntakeError, match="at most 2,000 characters; it has 2,001"):
+        unlock(screening, clinic_admin, review, reason="r" * (reviews.REASON_MAX_LENGTH + 1))
+    review.refresh_from_db()
+    assert not review.is_void
+    unlock(screening, clinic_admin, review, reason="r" * reviews.REASON_MAX_LENGTH)
+    review.refresh_from_db()
+    assert len(review.void_reason) == reviews.REASON_MAX_LENGTH
+
+
+def test_a_threshold_change_reason_longer_than_the_maximum_is_refused(clinic_admin):
+    values = dict(thresholds.DEFAULTS, hr_review=125)
+    with pytest.raises(IntakeError, match="The reason for the change is too long"):
+        reviews.save_thresholds(
+            values=values,
+            user=clinic_admin,
+            based_on_version=0,
+            note="n" * (reviews.REASON_MAX_LENGTH + 1),
+        )
+    assert not ThresholdSet.objects.exists()
+    saved = reviews.save_thresholds(
+        values=values, user=clinic_admin, based_on_version=0, note="n" * reviews.REASON_MAX_LENGTH
+    )
+    assert len(saved.note) == reviews.REASON_MAX_LENGTH
