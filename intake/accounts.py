@@ -1,15 +1,17 @@
 """Create staff accounts with a role; keep a clinic admin; audit password changes."""
 
 from django.contrib import messages
+from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
-from intake import audit
+from intake import audit, security
 from intake.models import Role
 from intake.roles import ADMIN_ROLES
 from intake.security import idle_sign_out_message
@@ -75,10 +77,43 @@ def leaves_no_clinic_admin(user_ids):
         return admins.filter(pk__in=ids).exists() and not admins.exclude(pk__in=ids).exists()
 
 
+class CountedOldPasswordMixin:
+    """A password change form whose current password is checked as a sign-in attempt.
+
+    Each wrong one counts toward the sign-in lockout and is audited
+    (``security.recheck_password``); at the lockout the user is signed out.
+    """
+
+    def __init__(self, *args, request=None, **kwargs):
+        self.request = request
+        super().__init__(*args, **kwargs)
+
+    def clean_old_password(self):
+        old_password = self.cleaned_data["old_password"]
+        if not security.recheck_password(
+            self.request, self.user, old_password, purpose=security.PASSWORD_CHANGE
+        ):
+            raise ValidationError(
+                self.error_messages["password_incorrect"], code="password_incorrect"
+            )
+        return old_password
+
+
+class PasswordChangeForm(CountedOldPasswordMixin, auth_forms.PasswordChangeForm):
+    """Django's form changing the signed-in user's own password, its old password counted."""
+
+
 class PasswordChangeView(auth_views.PasswordChangeView):
-    """Django's own password change, audited (the password itself never is), in the app's pages."""
+    """Django's own password change, audited (the password itself never is), in the app's pages.
+
+    Its form (``form_class``) checks the current password as a sign-in attempt.
+    """
 
     template_name = "intake/password_change_form.html"
+    form_class = PasswordChangeForm
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "request": self.request}
 
     def form_valid(self, form):
         response = super().form_valid(form)

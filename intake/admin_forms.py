@@ -546,5 +546,8 @@ class AccountPasswordForm(ErrorSummaryMixin, AdminPasswordChangeForm):
         self.order_fields(["usable_password", "password1", "password2"])
 
 
-class OwnPasswordChangeForm(ErrorSummaryMixin, OwnPasswordForm):
-    """Django's form changing the signed-in user's own password, its errors summarised."""
+class OwnPasswordChangeForm(ErrorSummaryMixin, accounts.CountedOldPasswordMixin, OwnPasswordForm):
+    """Django's form changing the signed-in user's own password, its errors summarised.
+
+    The current password is checked as a sign-in attempt, as on the app's page.
+    """

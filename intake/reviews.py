@@ -11,13 +11,12 @@ import csv
 import io
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import check_password
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
-from intake import audit, thresholds
+from intake import audit, security, thresholds
 from intake.models import Addendum, Determination, Review, Screening, ThresholdSet
 from intake.services import IntakeError
 
@@ -87,9 +86,19 @@ def _require(user, *perms):
         raise IntakeError(_("You do not have permission to do this."))
 
 
-def _check_signature(user, password):
-    if not password or not check_password(password, user.password):
-        raise IntakeError(_("The password is not correct; nothing was signed."))
+def _check_signature(user, password, request):
+    """Refuse a wrong signature password; each one counts toward the sign-in lockout.
+
+    Called outside the service's transaction: a refusal rolls that back, and the
+    failed attempt and its audit rows must stay.
+    """
+    if not password:
+        raise IntakeError(_("Re-enter your password to sign; nothing was signed."))
+    if security.recheck_password(request, user, password, purpose=security.SIGNATURE):
+        return
+    if security.locked_out(request):
+        raise IntakeError(security.retyped_lockout_message())
+    raise IntakeError(_("The password is not correct; nothing was signed."))
 
 
 def too_long_message(*, limit: int, length: int) -> str:
@@ -294,7 +303,6 @@ def _reviewed_since_error(screening):
     )
 
 
-@transaction.atomic
 def record_review(
     *,
     screening_id: int,
@@ -314,9 +322,25 @@ def record_review(
     first one, and nothing of theirs is stored. ``reviews_seen`` is how many
     reviews the clinician's form showed: if one was signed (and voided) since,
     nothing is stored and the error names it, so it is read before signing.
+    The password is checked first, as a sign-in attempt (``_check_signature``).
     """
     _require(user, "intake.review_screening", "intake.add_review")
-    _check_signature(user, password)
+    _check_signature(user, password, request)
+    return _record_review(
+        screening_id=screening_id,
+        user=user,
+        determination_id=determination_id,
+        note=note,
+        acknowledged_rule_ids=acknowledged_rule_ids,
+        reviews_seen=reviews_seen,
+        request=request,
+    )
+
+
+@transaction.atomic
+def _record_review(
+    *, screening_id, user, determination_id, note, acknowledged_rule_ids, reviews_seen, request
+):
     screening = _locked_screening(screening_id)
     if screening.is_locked:
         raise _already_signed_error(screening)
@@ -386,7 +410,6 @@ def record_review(
     return review
 
 
-@transaction.atomic
 def add_addendum(
     *,
     screening_id: int,
@@ -405,10 +428,23 @@ def add_addendum(
     comes from: sent again, by its author, it returns the addendum already
     signed instead of signing a second one. An addendum its author already
     signed word for word on this screening, from another form (the page
-    reloaded by "Back"), is refused: it adds nothing.
+    reloaded by "Back"), is refused: it adds nothing. The password is checked
+    first, as a sign-in attempt (``_check_signature``).
     """
     _require(user, "intake.review_screening", "intake.add_addendum")
-    _check_signature(user, password)
+    _check_signature(user, password, request)
+    return _add_addendum(
+        screening_id=screening_id,
+        user=user,
+        review_id=review_id,
+        text=text,
+        form_token=form_token,
+        request=request,
+    )
+
+
+@transaction.atomic
+def _add_addendum(*, screening_id, user, review_id, text, form_token, request):
     screening = _locked_screening(screening_id)
     text = (text or "").strip()
     if form_token:

@@ -23,6 +23,15 @@ off; checked in ``tests/test_security.py``):
   noticed) and the time the cool-off ended in ``ended_at``. Nothing signals the
   end itself, so with no sign-in traffic at all the row comes late or, if a
   clinic admin lifts the stale lockout first, not at all (the lift is audited).
+
+A signed-in user re-types their password to sign a review or an addendum and to
+change it (``recheck_password``). Each check is a sign-in attempt as above, for the
+account's username from the same address: a wrong password writes the same rows
+(their detail names what it was typed for, and the actor is the signed-in user) and
+counts toward the same lockout, so that an unattended workstation does not let
+anyone try passwords. The request that reaches the limit, or any re-typed password
+during the lockout, signs the user out and shows the sign-in page with the lockout
+message (``lockout_response``); nothing is signed or changed.
 """
 
 import math
@@ -36,17 +45,20 @@ from axes.handlers.database import AxesDatabaseHandler
 from axes.models import AccessAttempt
 from axes.signals import user_locked_out
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib import messages
+from django.contrib.auth import authenticate, get_user_model, logout
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.contrib.auth.views import redirect_to_login
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections, router, transaction
 from django.db.models import Q
 from django.dispatch import receiver
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.crypto import salted_hmac
@@ -211,8 +223,38 @@ def lockout_message():
     ) % {"minutes": minutes}
 
 
+def retyped_lockout_message():
+    """Return what the sign-in page says to a user signed out for re-typing a wrong password."""
+    text = _(
+        "Your password was entered wrongly too many times, so you were signed out; nothing "
+        "was signed or changed."
+    )
+    if settings.AXES_COOLOFF_TIME is None:
+        return text + " " + _("Ask a clinic admin to lift the lockout.")
+    minutes = cool_off_minutes()
+    return (
+        text
+        + " "
+        + ngettext(
+            "You can sign in again in %(minutes)d minute, or ask a clinic admin.",
+            "You can sign in again in %(minutes)d minutes, or ask a clinic admin.",
+            minutes,
+        )
+        % {"minutes": minutes}
+    )
+
+
 def lockout_response(request, original_response=None, credentials=None):
-    """Render the sign-in page with the lockout message (axes' ``AXES_LOCKOUT_CALLABLE``)."""
+    """Answer a locked-out request (axes' ``AXES_LOCKOUT_CALLABLE``).
+
+    A sign-in gets the sign-in page with the lockout message. A password re-typed by
+    a signed-in user (``recheck_password``) signs them out, and they are sent to the
+    sign-in page, which says why, and back to the page they were on once signed in.
+    """
+    if getattr(request, "intake_password_recheck", None):
+        logout(request)
+        messages.error(request, retyped_lockout_message())
+        return redirect_to_login(request.path, reverse("login"))
     redirect_to = request.POST.get("next") or request.GET.get("next") or ""
     context = {
         "form": AuthenticationForm(request),
@@ -308,14 +350,21 @@ def audit_logout(sender, request, user, **kwargs):
     audit.record(action="intake.auth.logout", actor=user, request=request)
 
 
-def record_login_failed(request, typed_username):
+def attempt_detail(request, typed_username, purpose=None):
+    """Return the audit detail of a sign-in attempt: the account, and a re-typed password's use."""
+    detail = username_detail(typed_username)
+    purpose = purpose or getattr(request, "intake_password_recheck", None)
+    return {**detail, "retyped_for": purpose} if purpose else detail
+
+
+def record_login_failed(request, typed_username, purpose=None):
     """Audit one failed sign-in, once per request."""
     if request is not None:
         request.intake_login_failed_audited = True
     audit.record(
         action="intake.auth.login_failed",
         request=request,
-        detail=username_detail(typed_username),
+        detail=attempt_detail(request, typed_username, purpose),
     )
 
 
@@ -344,8 +393,47 @@ def audit_locked_out(sender, request, username, ip_address, **kwargs):
     audit.record(
         action="intake.auth.locked_out",
         request=request,
-        detail=username_detail(username),
+        detail=attempt_detail(request, username),
     )
+
+
+# What a signed-in user re-types their password for (``recheck_password``), as audited.
+SIGNATURE = "signature"
+PASSWORD_CHANGE = "password_change"
+
+
+def recheck_password(request, user, password, *, purpose: str) -> bool:
+    """Return whether ``password`` is signed-in ``user``'s, checked as a sign-in attempt.
+
+    ``authenticate`` runs every backend, so the lockout refuses a locked-out
+    username and address before any password is checked, and a wrong password is
+    audited and counted by axes as on the sign-in page (see the module docstring).
+    ``purpose`` (``SIGNATURE``, ``PASSWORD_CHANGE``) goes into the audit rows. When
+    this check reaches the lockout, or meets one, ``locked_out(request)`` is true and
+    the response becomes ``lockout_response``'s, which signs the user out.
+
+    axes keeps the posted form with a failed attempt; here it sees none, since the
+    form around a signature holds a review note or an addendum: patient data.
+    """
+    if request is None:
+        # Called outside a request (a script, a test): no address to count against.
+        if user.check_password(password):
+            return True
+        record_login_failed(None, user.get_username(), purpose)
+        return False
+    kept = request.GET, request.POST
+    request.GET, request.POST = QueryDict(), QueryDict()
+    request.intake_password_recheck = purpose
+    try:
+        signed = authenticate(request, username=user.get_username(), password=password)
+    finally:
+        request.GET, request.POST = kept
+    return signed is not None and signed.pk == user.pk
+
+
+def locked_out(request) -> bool:
+    """Return whether axes refused or locked out a sign-in attempt made in ``request``."""
+    return bool(getattr(request, "axes_locked_out", False))
 
 
 class NoStoreMiddleware:

@@ -165,7 +165,9 @@ def test_signing_needs_the_signers_own_password(screening, clinician, determinat
     with pytest.raises(IntakeError, match="password"):
         sign(screening, clinician, determination, password="wrong-password")
     assert not Review.objects.exists()
-    assert actions() == []
+    # Audited as a failed sign-in even outside a request (kept: not in the service's transaction).
+    assert actions() == ["intake.auth.login_failed"]
+    assert AuditEvent.objects.get().detail == {"username": "clinician", "retyped_for": "signature"}
 
 
 @pytest.mark.parametrize("acknowledged", [[], ["SUI-01"], ["BP-02"], ["BP-01", "AGE-02"]])

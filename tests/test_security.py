@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from axes.models import AccessAttempt
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.sessions.models import Session
 from django.test import Client, override_settings
@@ -546,6 +547,187 @@ def test_sign_in_and_sign_out_are_audited(client, staff_user):
 def test_test_client_login_still_works_with_the_lockout_backend(client, staff_user):
     assert client.login(username="staff", password=PASSWORD)
     assert not client.login(username="staff", password="wrong-password")
+
+
+# ---------------------------------------------------------------------------
+# Passwords re-typed by a signed-in user count toward the same lockout
+
+RETYPED_LOCKOUT = (
+    "Your password was entered wrongly too many times, so you were signed out; nothing was "
+    "signed or changed. You can sign in again in 15 minutes, or ask a clinic admin."
+)
+NOTE = "Patient Qqqplk agreed to an ECG first."
+
+
+def signature_form(kind, user):
+    """Return (url, posted data but the password, what it would store) of a signing form."""
+    from intake import reviews
+    from intake.models import Addendum, Determination, Review
+    from tests.review_data import flagged_screening
+
+    staff = get_user_model().objects.get_or_create(username="submitter")[0]
+    screening = flagged_screening(staff, ["SUI-01"])
+    if kind == "review":
+        url = reverse("admin:intake_screening_review", args=[screening.pk])
+        data = {
+            "reviews_seen": "0",
+            "ack_SUI-01": "on",
+            "determination": str(Determination.objects.first().pk),
+            "note": NOTE,
+        }
+        return url, data, lambda: Review.objects.filter(screening=screening).exists()
+    review = reviews.record_review(
+        screening_id=screening.pk,
+        user=user,
+        determination_id=Determination.objects.first().pk,
+        note="Reviewed.",
+        acknowledged_rule_ids=["SUI-01"],
+        password=PASSWORD,
+    )
+    url = reverse("admin:intake_screening_addendum", args=[screening.pk])
+    data = {"review": str(review.pk), "text": NOTE, "form_token": "t" * 16}
+    return url, data, lambda: Addendum.objects.filter(screening=screening).exists()
+
+
+def signed_in(client, user, ip="10.0.0.1"):
+    client.force_login(user)
+    return client
+
+
+def is_signed_in(client):
+    return "_auth_user_id" in client.session
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["review", "addendum"])
+def test_five_wrong_signature_passwords_lock_out_and_sign_out_with_nothing_signed(
+    client, clinician, kind
+):
+    url, data, stored = signature_form(kind, clinician)
+    signed_in(client, clinician)
+    seen = AuditEvent.objects.order_by("id").last().pk
+    for attempt in range(1, 5):
+        response = client.post(
+            url, {**data, "password": f"guess-{attempt}"}, REMOTE_ADDR="10.0.0.1"
+        )
+        assert response.status_code == 200
+        assert "The password is not correct; nothing was signed." in response.content.decode()
+        assert is_signed_in(client)
+    response = client.post(url, {**data, "password": "guess-5"}, REMOTE_ADDR="10.0.0.1")
+
+    # Signed out and sent to sign in again, back to this form; the page says why.
+    assert response.status_code == 302
+    assert response.url == f"{reverse('login')}?next={url}"
+    assert not is_signed_in(client)
+    page = client.get(response.url).content.decode()
+    assert RETYPED_LOCKOUT in page
+    assert not stored()
+    # The same lockout as the sign-in page's: the right password is refused there now.
+    assert sign_in(client, "clinician", PASSWORD).status_code == 429
+
+    auth_rows = AuditEvent.objects.filter(pk__gt=seen, action__startswith="intake.auth.")
+    rows = list(auth_rows.order_by("id"))
+    retyped = {"username": "clinician", "retyped_for": "signature"}
+    assert [(row.action, row.detail) for row in rows[:7]] == [
+        *[("intake.auth.login_failed", retyped)] * 5,
+        ("intake.auth.locked_out", retyped),
+        ("intake.auth.logout", {}),
+    ]
+    assert {row.actor for row in rows[:7]} == {clinician}
+    assert {row.ip for row in rows[:7]} == {"10.0.0.1"}
+    everything = json.dumps(list(AuditEvent.objects.values("detail")))
+    assert "guess-" not in everything and NOTE not in everything
+    # axes keeps the posted form with a failed attempt: not the note, which is patient data.
+    attempt = AccessAttempt.objects.get(username="clinician")
+    assert attempt.failures_since_start == 5
+    assert "Qqqplk" not in attempt.post_data + attempt.get_data
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["review", "addendum"])
+def test_the_right_signature_password_before_the_limit_still_signs(client, clinician, kind):
+    url, data, stored = signature_form(kind, clinician)
+    signed_in(client, clinician)
+    for attempt in range(4):
+        client.post(url, {**data, "password": f"guess-{attempt}"}, REMOTE_ADDR="10.0.0.1")
+    response = client.post(url, {**data, "password": PASSWORD}, REMOTE_ADDR="10.0.0.1")
+    assert response.status_code == 302
+    assert "/login/" not in response.url
+    assert stored()
+    assert is_signed_in(client)
+    assert not AuditEvent.objects.filter(action="intake.auth.locked_out").exists()
+
+
+@pytest.mark.django_db
+def test_failed_sign_ins_and_wrong_signatures_count_together(client, clinician):
+    url, data, stored = signature_form("review", clinician)
+    for _attempt in range(3):
+        sign_in(client, "clinician", "wrong-password")
+    signed_in(client, clinician)
+    client.post(url, {**data, "password": "guess-1"}, REMOTE_ADDR="10.0.0.1")
+    assert is_signed_in(client)
+    response = client.post(url, {**data, "password": "guess-2"}, REMOTE_ADDR="10.0.0.1")
+    assert response.status_code == 302 and not is_signed_in(client)
+    assert not stored()
+
+
+@pytest.mark.django_db
+def test_during_a_lockout_the_right_signature_signs_nothing_and_signs_out(client, clinician):
+    url, data, stored = signature_form("review", clinician)
+    lock_out(client, "clinician")  # from the sign-in page at this workstation
+    signed_in(client, clinician)  # a session that was open before
+    response = client.post(url, {**data, "password": PASSWORD}, REMOTE_ADDR="10.0.0.1")
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+    assert not is_signed_in(client)
+    assert not stored()
+    last = AuditEvent.objects.filter(action__startswith="intake.auth.").order_by("-id")[:2]
+    assert [row.action for row in last] == ["intake.auth.logout", "intake.auth.locked_out"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url", [reverse_lazy("password_change"), reverse_lazy("admin:password_change")]
+)
+def test_five_wrong_current_passwords_on_the_password_change_lock_out_and_sign_out(
+    client, clinician, url
+):
+    signed_in(client, clinician)
+    data = {"new_password1": "Another-pass-2026!", "new_password2": "Another-pass-2026!"}
+    for attempt in range(1, 5):
+        response = client.post(
+            url, {**data, "old_password": f"guess-{attempt}"}, REMOTE_ADDR="10.0.0.1"
+        )
+        assert response.status_code == 200
+        assert "Your old password was entered incorrectly" in response.content.decode()
+    response = client.post(url, {**data, "old_password": "guess-5"}, REMOTE_ADDR="10.0.0.1")
+    assert response.status_code == 302
+    assert response.url == f"{reverse('login')}?next={url}"
+    assert not is_signed_in(client)
+    assert RETYPED_LOCKOUT in client.get(response.url).content.decode()
+    clinician.refresh_from_db()
+    assert clinician.check_password(PASSWORD)
+    retyped = {"username": "clinician", "retyped_for": "password_change"}
+    failed = AuditEvent.objects.filter(action="intake.auth.login_failed")
+    assert [row.detail for row in failed] == [retyped] * 5
+    assert not AuditEvent.objects.filter(action="intake.user.password_changed").exists()
+
+
+@pytest.mark.django_db
+def test_the_right_current_password_still_changes_it(client, clinician):
+    signed_in(client, clinician)
+    data = {"new_password1": "Another-pass-2026!", "new_password2": "Another-pass-2026!"}
+    client.post(
+        reverse("password_change"), {**data, "old_password": "guess"}, REMOTE_ADDR="10.0.0.1"
+    )
+    response = client.post(
+        reverse("password_change"), {**data, "old_password": PASSWORD}, REMOTE_ADDR="10.0.0.1"
+    )
+    assert response.status_code == 302
+    assert response.url == reverse("password_change_done")
+    clinician.refresh_from_db()
+    assert clinician.check_password("Another-pass-2026!")
+    assert is_signed_in(client)
 
 
 # ---------------------------------------------------------------------------
