@@ -93,9 +93,14 @@ class CountedOldPasswordMixin:
         if not security.recheck_password(
             self.request, self.user, old_password, purpose=security.PASSWORD_CHANGE
         ):
-            raise ValidationError(
-                self.error_messages["password_incorrect"], code="password_incorrect"
-            )
+            errors = [
+                ValidationError(
+                    self.error_messages["password_incorrect"], code="password_incorrect"
+                )
+            ]
+            if warning := security.sign_out_warning(self.request):
+                errors.append(ValidationError(warning, code="sign_out_warning"))
+            raise ValidationError(errors)
         return old_password
 
 

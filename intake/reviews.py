@@ -98,7 +98,9 @@ def _check_signature(user, password, request):
         return
     if security.locked_out(request):
         raise IntakeError(security.retyped_lockout_message())
-    raise IntakeError(_("The password is not correct; nothing was signed."))
+    message = _("The password is not correct; nothing was signed.")
+    warning = security.sign_out_warning(request)
+    raise IntakeError(f"{message} {warning}" if warning else message)
 
 
 def too_long_message(*, limit: int, length: int) -> str:

@@ -431,6 +431,24 @@ def recheck_password(request, user, password, *, purpose: str) -> bool:
     return signed is not None and signed.pk == user.pk
 
 
+# From this many wrong passwords before the lockout, a refused re-typed password warns.
+WARN_WHEN_LEFT = 2
+
+
+def sign_out_warning(request) -> str:
+    """Return the warning for a wrong re-typed password close to the lockout, or ""."""
+    limit = failure_limit()
+    failures = getattr(request, "axes_failures_since_start", None)
+    if limit is None or failures is None or not 0 < limit - failures <= WARN_WHEN_LEFT:
+        return ""
+    left = limit - failures
+    return ngettext(
+        "One more wrong password signs you out, and what you typed on this page is not kept.",
+        "%(count)d more wrong passwords sign you out, and what you typed on this page is not kept.",
+        left,
+    ) % {"count": left}
+
+
 def locked_out(request) -> bool:
     """Return whether axes refused or locked out a sign-in attempt made in ``request``."""
     return bool(getattr(request, "axes_locked_out", False))

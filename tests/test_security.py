@@ -557,6 +557,8 @@ RETYPED_LOCKOUT = (
     "signed or changed. You can sign in again in 15 minutes, or ask a clinic admin."
 )
 NOTE = "Patient Qqqplk agreed to an ECG first."
+TWO_LEFT = "2 more wrong passwords sign you out, and what you typed on this page is not kept."
+ONE_LEFT = "One more wrong password signs you out, and what you typed on this page is not kept."
 
 
 def signature_form(kind, user):
@@ -606,12 +608,17 @@ def test_five_wrong_signature_passwords_lock_out_and_sign_out_with_nothing_signe
     url, data, stored = signature_form(kind, clinician)
     signed_in(client, clinician)
     seen = AuditEvent.objects.order_by("id").last().pk
-    for attempt in range(1, 5):
+    for attempt, warning in [(1, None), (2, None), (3, TWO_LEFT), (4, ONE_LEFT)]:
         response = client.post(
             url, {**data, "password": f"guess-{attempt}"}, REMOTE_ADDR="10.0.0.1"
         )
         assert response.status_code == 200
-        assert "The password is not correct; nothing was signed." in response.content.decode()
+        page = response.content.decode()
+        assert "The password is not correct; nothing was signed." in page
+        if warning:
+            assert warning in page
+        else:
+            assert "sign you out" not in page
         assert is_signed_in(client)
     response = client.post(url, {**data, "password": "guess-5"}, REMOTE_ADDR="10.0.0.1")
 
@@ -694,12 +701,16 @@ def test_five_wrong_current_passwords_on_the_password_change_lock_out_and_sign_o
 ):
     signed_in(client, clinician)
     data = {"new_password1": "Another-pass-2026!", "new_password2": "Another-pass-2026!"}
-    for attempt in range(1, 5):
+    for attempt, warning in [(1, None), (2, None), (3, TWO_LEFT), (4, ONE_LEFT)]:
         response = client.post(
             url, {**data, "old_password": f"guess-{attempt}"}, REMOTE_ADDR="10.0.0.1"
         )
         assert response.status_code == 200
-        assert "Your old password was entered incorrectly" in response.content.decode()
+        errors = [
+            error.message for error in response.context["form"].errors.as_data()["old_password"]
+        ]
+        assert errors[0].startswith("Your old password was entered incorrectly")
+        assert errors[1:] == ([warning] if warning else [])
     response = client.post(url, {**data, "old_password": "guess-5"}, REMOTE_ADDR="10.0.0.1")
     assert response.status_code == 302
     assert response.url == f"{reverse('login')}?next={url}"
