@@ -28,6 +28,26 @@ class ImmutableRecordError(Exception):
     """Raised when code tries to change a frozen field of a submitted record."""
 
 
+# Long enough for Django's longest first name, last name and username together.
+SIGNER_NAME_MAX_LENGTH = 500
+
+
+def signer_name(user):
+    """Return how a record names the user who submitted or signed it.
+
+    "Full Name (username)", or the username alone. Copied onto the record at
+    that moment, so renaming the account later does not rename the signer.
+    """
+    if user is None:
+        return ""
+    full_name = user.get_full_name().strip()
+    return f"{full_name} ({user.get_username()})" if full_name else user.get_username()
+
+
+def signer_name_field():
+    return models.CharField(max_length=SIGNER_NAME_MAX_LENGTH, blank=True, editable=False)
+
+
 class Draft(models.Model):
     """A screening in progress, owned by the staff member who started it."""
 
@@ -70,6 +90,8 @@ class Screening(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="submitted_screenings"
     )
     submitted_at = models.DateTimeField(db_index=True)
+    # The submitter as named at submission (``signer_name``).
+    submitted_by_name = signer_name_field()
     instrument_version = models.CharField(max_length=20)
     lexicon_version = models.CharField(max_length=20)
     thresholds_version = models.PositiveIntegerField()
@@ -141,6 +163,8 @@ class Screening(models.Model):
                 raise ImmutableRecordError(
                     "A submitted screening is immutable; only its workflow fields may change."
                 )
+        elif not self.submitted_by_name:
+            self.submitted_by_name = signer_name(self.submitted_by)
         super().save(*args, **kwargs)
 
     def get_absolute_url(self):
@@ -218,6 +242,8 @@ class Review(models.Model):
     clinician = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews"
     )
+    # The signer and the voider as named when they signed and voided (``signer_name``).
+    clinician_name = signer_name_field()
     determination = models.CharField(max_length=120)
     note = models.TextField()
     acknowledged_rule_ids = models.JSONField(default=list)
@@ -231,12 +257,24 @@ class Review(models.Model):
         related_name="voided_reviews",
     )
     void_reason = models.TextField(blank=True)
+    voided_by_name = signer_name_field()
 
     class Meta:
         ordering = ["signed_at"]
 
     def __str__(self):
         return f"Review of screening {self.screening_id} by {self.clinician}"
+
+    def save(self, *args, **kwargs):
+        # Whatever creates or voids a review, the record names its signer and voider
+        # as they were named then (the services set both; this covers any other path).
+        if self._state.adding and not self.clinician_name:
+            self.clinician_name = signer_name(self.clinician)
+        if self.voided_by_id is not None and not self.voided_by_name:
+            self.voided_by_name = signer_name(self.voided_by)
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "voided_by_name"}
+        super().save(*args, **kwargs)
 
     @property
     def is_void(self):
@@ -250,6 +288,8 @@ class Addendum(models.Model):
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="addenda"
     )
+    # The author as named when they signed (``signer_name``).
+    author_name = signer_name_field()
     text = models.TextField()
     signed_at = models.DateTimeField(default=timezone.now)
     # The random token of the form it was signed from: the same form sent twice
@@ -269,6 +309,11 @@ class Addendum(models.Model):
 
     def __str__(self):
         return f"Addendum to screening {self.screening_id}"
+
+    def save(self, *args, **kwargs):
+        if self._state.adding and not self.author_name:
+            self.author_name = signer_name(self.author)
+        super().save(*args, **kwargs)
 
 
 class ThresholdSet(models.Model):

@@ -219,25 +219,18 @@ class AddendumRecord:
         return flows(self.text)
 
 
-def _person(user):
-    if user is None:
-        return ""
-    full_name = user.get_full_name().strip()
-    return f"{full_name} ({user.get_username()})" if full_name else user.get_username()
-
-
 def review_record(review, *, as_void=None):
     """Return the printable record of ``review`` (``as_void=False`` prints it as not voided)."""
     void = review.is_void if as_void is None else as_void
     return ReviewRecord(
-        clinician=_person(review.clinician),
+        clinician=review.clinician_name,
         signed_at=review.signed_at,
         determination=review.determination,
         note=review.note,
         acknowledged_rule_ids=tuple(review.acknowledged_rule_ids or ()),
         void=void,
         voided_at=review.voided_at if void else None,
-        voided_by=_person(review.voided_by) if void else "",
+        voided_by=review.voided_by_name if void else "",
         void_reason=review.void_reason if void else "",
     )
 
@@ -245,7 +238,7 @@ def review_record(review, *, as_void=None):
 def addendum_record(addendum):
     """Return the printable record of ``addendum``."""
     return AddendumRecord(
-        author=_person(addendum.author), signed_at=addendum.signed_at, text=addendum.text
+        author=addendum.author_name, signed_at=addendum.signed_at, text=addendum.text
     )
 
 
@@ -342,7 +335,7 @@ def summary_context(screening, *, reviews=None, addenda=None, version=None):
         "age": derived.get("age"),
         "mrn": screening.patient_mrn,
         "submitted_at": screening.submitted_at.astimezone(tz),
-        "submitted_by": _person(screening.submitted_by),
+        "submitted_by": screening.submitted_by_name,
         "flags": [
             {
                 "rule_id": flag.rule_id,

@@ -17,7 +17,14 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from intake import audit, security, thresholds
-from intake.models import Addendum, Determination, Review, Screening, ThresholdSet
+from intake.models import (
+    Addendum,
+    Determination,
+    Review,
+    Screening,
+    ThresholdSet,
+    signer_name,
+)
 from intake.services import IntakeError
 
 # The export's columns; the two times are the clinic's, named in their heading (export_columns).
@@ -137,7 +144,7 @@ def signed_message(screening):
     if review is None:
         return _("This screening is already signed.")
     return _("This screening was already signed by %(name)s at %(time)s.") % {
-        "name": display_name(review.clinician),
+        "name": review.clinician_name,
         "time": timezone.localtime(review.signed_at).strftime("%Y-%m-%d %H:%M"),
     }
 
@@ -160,9 +167,9 @@ def _review_changed_message(shown, current):
                 "%(voider)s at %(voided)s."
             )
             % {
-                "signer": display_name(shown.clinician),
+                "signer": shown.clinician_name,
                 "signed": _when(shown.signed_at),
-                "voider": display_name(shown.voided_by),
+                "voider": shown.voided_by_name,
                 "voided": _when(shown.voided_at),
             }
         )
@@ -171,7 +178,7 @@ def _review_changed_message(shown, current):
     if current is not None:
         parts.append(
             _("The signed review now is by %(name)s at %(time)s; read it first.")
-            % {"name": display_name(current.clinician), "time": _when(current.signed_at)}
+            % {"name": current.clinician_name, "time": _when(current.signed_at)}
         )
     parts.append(_("Nothing was changed."))
     return " ".join(str(part) for part in parts)
@@ -286,12 +293,12 @@ def _reviewed_since_error(screening):
     """Return the error for a review form opened before the newest review was signed."""
     latest = screening.reviews.select_related("clinician", "voided_by").order_by("-signed_at")[0]
     message = _("Since you opened this form, %(signer)s signed a review at %(signed)s") % {
-        "signer": display_name(latest.clinician),
+        "signer": latest.clinician_name,
         "signed": _when(latest.signed_at),
     }
     if latest.voided_at is not None:
         message += _(", voided by %(voider)s at %(voided)s (%(reason)s)") % {
-            "voider": display_name(latest.voided_by),
+            "voider": latest.voided_by_name,
             "voided": _when(latest.voided_at),
             "reason": latest.void_reason,
         }
@@ -384,6 +391,7 @@ def _record_review(
     review = Review(
         screening=screening,
         clinician=user,
+        clinician_name=signer_name(user),
         determination=determination.label,
         note=note,
         acknowledged_rule_ids=sorted(required & acknowledged),
@@ -474,6 +482,7 @@ def _add_addendum(*, screening_id, user, review_id, text, form_token, request):
     addendum = Addendum(
         screening=screening,
         author=user,
+        author_name=signer_name(user),
         text=text,
         signed_at=timezone.now(),
         form_token=form_token,
@@ -512,8 +521,9 @@ def unlock_screening(
     review = _shown_review(screening, review_id)
     review.voided_at = timezone.now()
     review.voided_by = user
+    review.voided_by_name = signer_name(user)
     review.void_reason = reason
-    review.save(update_fields=["voided_at", "voided_by", "void_reason"])
+    review.save(update_fields=["voided_at", "voided_by", "voided_by_name", "void_reason"])
     if screening.claimed_by_id is not None:
         _set_workflow(screening, status=Screening.Status.IN_REVIEW)
     else:

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from intake import audit, instrument, lexicon, rules, thresholds
-from intake.models import Draft, Flag, Screening, ThresholdSet
+from intake.models import Draft, Flag, Screening, ThresholdSet, signer_name
 
 
 class IntakeError(Exception):
@@ -155,6 +155,7 @@ def submit_screening(*, draft_id: int, user, request=None) -> Screening:
 
     screening = Screening(
         submitted_by=user,
+        submitted_by_name=signer_name(user),
         submitted_at=submitted_at,
         instrument_version=instrument.INSTRUMENT_VERSION,
         lexicon_version=lexicon.LEXICON_VERSION,

@@ -932,7 +932,7 @@ def test_a_review_form_opened_before_a_review_came_and_went_is_refused_once(
     response = client.post(url, data)
     assert response.status_code == 200
     html = unescape(response.content.decode())
-    assert "Since you opened this form, Sam First signed a review at " in html
+    assert "Since you opened this form, Sam First (first) signed a review at " in html
     assert "voided by " in html and "(Wrong chart)" in html
     assert "Your entry was not saved" in html
     assert "Second's careful note." in html  # kept
@@ -1037,7 +1037,7 @@ def test_an_unlock_page_left_open_never_voids_a_review_signed_since(
     response = client.post(url, data)
     assert response.status_code == 200
     html = unescape(response.content.decode())
-    assert "The signed review now is by Bea Second at " in html
+    assert "The signed review now is by Bea Second (dr-b) at " in html
     assert "Nothing was changed." in html
     assert "Signed review by Bea Second" in html
     form = response.context["form"]

@@ -2,12 +2,15 @@
 
 import csv
 import datetime as dt
+import importlib
 import io
 import threading
+from html import unescape
 
 import pytest
 from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.test import override_settings
+from django.urls import reverse
 
 from intake import pdf, reviews, services, thresholds
 from intake.models import (
@@ -396,7 +399,7 @@ def test_an_addendum_written_about_a_review_voided_since_is_refused(
         reviews.add_addendum(user=clinician, text="About the first review.", **kwargs)
     reviews.claim_screening(screening_id=screening.pk, user=second, take_over_from=clinician.pk)
     new = sign(screening, second, determination)
-    with pytest.raises(IntakeError, match="The signed review now is by Bea Second at "):
+    with pytest.raises(IntakeError, match=r"The signed review now is by Bea Second \(dr-b\) at "):
         reviews.add_addendum(user=clinician, text="About the first review.", **kwargs)
     assert not screening.addenda.exists()
     reviews.add_addendum(user=clinician, text="Read Bea's.", **{**kwargs, "review_id": new.pk})
@@ -452,9 +455,9 @@ def test_an_old_unlock_form_never_voids_a_review_signed_since(
     with pytest.raises(IntakeError) as refused:
         unlock(screening, clinic_admin, shown, reason="Alex's review was on the wrong chart")
     message = str(refused.value)
-    assert message.startswith("The review you opened, by Alex First at ")
-    assert ", was voided by Kim Other at " in message
-    assert "The signed review now is by Bea Second at " in message
+    assert message.startswith("The review you opened, by Alex First (dr-a) at ")
+    assert ", was voided by Kim Other (admin-2) at " in message
+    assert "The signed review now is by Bea Second (dr-b) at " in message
     assert message.endswith("Nothing was changed.")
     new.refresh_from_db()
     assert not new.is_void
@@ -764,3 +767,65 @@ def test_a_threshold_change_reason_longer_than_the_maximum_is_refused(clinic_adm
         values=values, user=clinic_admin, based_on_version=0, note="n" * reviews.REASON_MAX_LENGTH
     )
     assert len(saved.note) == reviews.REASON_MAX_LENGTH
+
+
+def test_records_keep_each_signers_name_as_it_was_when_they_signed(
+    client, make_user, determination
+):
+    staff = named(make_user, "sue", Role.INTAKE_STAFF, "Sue", "Submitter")
+    first = named(make_user, "dr-a", Role.CLINICIAN, "Alex", "First")
+    admin = named(make_user, "admin-2", Role.CLINIC_ADMIN, "Kim", "Other")
+    screening = flagged_screening(staff, ["SUI-01", "BP-02"])
+    voided = sign(screening, first, determination)
+    unlock(screening, admin, voided)
+    sign(screening, first, determination)
+    review_id = reviews.current_review(screening).pk
+    reviews.add_addendum(
+        screening_id=screening.pk,
+        user=first,
+        review_id=review_id,
+        text="GP letter in.",
+        password=PASSWORD,
+    )
+    # Every account is renamed afterwards: what was signed keeps the names it was signed with.
+    for user in (staff, first, admin):
+        user.first_name, user.last_name = "Mallory", "Imposter"
+        user.save()
+    screening.refresh_from_db()
+    context = pdf.summary_context(screening)
+    assert context["submitted_by"] == "Sue Submitter (sue)"
+    assert [(r.clinician, r.voided_by) for r in context["reviews"]] == [
+        ("Alex First (dr-a)", "Kim Other (admin-2)"),
+        ("Alex First (dr-a)", ""),
+    ]
+    assert [a.author for a in context["addenda"]] == ["Alex First (dr-a)"]
+    client.force_login(staff)
+    staff_page = client.get(screening.get_absolute_url()).content.decode()
+    client.force_login(admin)
+    panel = client.get(reverse("admin:intake_screening_change", args=[screening.pk]))
+    for page in (staff_page, unescape(panel.content.decode())):
+        assert "Alex First (dr-a)" in page
+        assert "Imposter" not in page  # (the panel greets the signed-in admin by first name)
+
+
+def test_the_migration_names_earlier_records_signers_from_their_accounts(
+    screening, clinician, clinic_admin, determination
+):
+    from django.apps import apps
+
+    copy_signer_names = importlib.import_module(
+        "intake.migrations.0007_signer_names"
+    ).copy_signer_names
+    review = sign(screening, clinician, determination)
+    unlock(screening, clinic_admin, review)
+    clinician.first_name, clinician.last_name = "Dana", "Reyes"
+    clinician.save()
+    # As rows stood before the migration: no names of their own.
+    Screening.objects.update(submitted_by_name="")
+    Review.objects.update(clinician_name="", voided_by_name="")
+    copy_signer_names(apps, None)
+    screening.refresh_from_db()
+    review.refresh_from_db()
+    assert screening.submitted_by_name == screening.submitted_by.get_username()
+    assert review.clinician_name == f"Dana Reyes ({clinician.get_username()})"
+    assert review.voided_by_name == clinic_admin.get_username()

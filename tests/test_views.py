@@ -440,8 +440,9 @@ def test_screening_page_shows_each_addendum_with_author_and_local_time(
     body = client.get(screening.get_absolute_url()).content.decode()
     assert "Addenda" in body
     # America/New_York (EDT in July): 13:30 UTC is 09:30 local.
-    assert "Signed by Dana Reyes at 2024-07-01 09:30 EDT" in body
-    assert "Signed by Dana Reyes at 2024-07-02 12:05 EDT" in body
+    signer = f"Dana Reyes ({clinician.get_username()})"
+    assert f"Signed by {signer} at 2024-07-01 09:30 EDT" in body
+    assert f"Signed by {signer} at 2024-07-02 12:05 EDT" in body
     assert body.index("First: GP letter received.") < body.index("Second: BP recheck 128/82.")
     assert "style=" not in body
 
