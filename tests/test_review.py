@@ -71,6 +71,11 @@ def sign(screening, user, determination, **overrides):
     return reviews.record_review(**kwargs)
 
 
+def amend(screening, user, review_id, text, **overrides):
+    kwargs = {"review_id": review_id, "text": text, "password": PASSWORD, **overrides}
+    return reviews.add_addendum(screening_id=screening.pk, user=user, **kwargs)
+
+
 def unlock(screening, user, review, reason="Wrong patient chart"):
     return reviews.unlock_screening(
         screening_id=screening.pk, user=user, review_id=review.pk, reason=reason
@@ -288,13 +293,7 @@ def test_addenda_are_appended_after_signing(screening, clinician, determination)
             password=PASSWORD,
         )
     review = sign(screening, clinician, determination)
-    addendum = reviews.add_addendum(
-        screening_id=screening.pk,
-        user=clinician,
-        review_id=review.pk,
-        text="Spoke to GP.",
-        password=PASSWORD,
-    )
+    addendum = amend(screening, clinician, review.pk, "Spoke to GP.")
     screening.refresh_from_db()
     assert screening.status == Screening.Status.AMENDED
     assert list(screening.addenda.all()) == [addendum]
@@ -307,14 +306,7 @@ def test_the_same_addendum_form_sent_twice_signs_one_addendum(screening, clinici
     review = sign(screening, clinician, determination)
 
     def send(text, token="form-1"):
-        return reviews.add_addendum(
-            screening_id=screening.pk,
-            user=clinician,
-            review_id=review.pk,
-            text=text,
-            password=PASSWORD,
-            form_token=token,
-        )
+        return amend(screening, clinician, review.pk, text, form_token=token)
 
     first = send("Spoke to GP.")
     assert send(" Spoke to GP. ") == first  # the resent copy, same text
@@ -726,13 +718,7 @@ def test_an_addendum_longer_than_the_maximum_is_refused_and_nothing_stored(
     review = sign(screening, clinician, determination)
 
     def addendum(text):
-        return reviews.add_addendum(
-            screening_id=screening.pk,
-            user=clinician,
-            review_id=review.pk,
-            text=text,
-            password=PASSWORD,
-        )
+        return amend(screening, clinician, review.pk, text)
 
     with pytest.raises(IntakeError, match="The addendum is too long"):
         addendum("y" * (reviews.NOTE_MAX_LENGTH + 1))
@@ -780,13 +766,7 @@ def test_records_keep_each_signers_name_as_it_was_when_they_signed(
     unlock(screening, admin, voided)
     sign(screening, first, determination)
     review_id = reviews.current_review(screening).pk
-    reviews.add_addendum(
-        screening_id=screening.pk,
-        user=first,
-        review_id=review_id,
-        text="GP letter in.",
-        password=PASSWORD,
-    )
+    amend(screening, first, review_id, "GP letter in.")
     # Every account is renamed afterwards: what was signed keeps the names it was signed with.
     for user in (staff, first, admin):
         user.first_name, user.last_name = "Mallory", "Imposter"
