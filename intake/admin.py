@@ -376,7 +376,7 @@ class QueueChangeList(ChangeList):
 def reviews_with_acknowledgements_in_order(screening, flags):
     """Return the reviews of ``screening``, each with the flags it acknowledged in PDF order."""
     order = [flag.rule_id for flag in pdf.in_severity_order(flags)]
-    review_list = list(screening.reviews.select_related("clinician", "voided_by"))
+    review_list = list(screening.reviews.all())
     for review in review_list:
         review.acknowledged_in_order = pdf.in_flag_order(review.acknowledged_rule_ids or (), order)
     return review_list
@@ -646,7 +646,7 @@ class ScreeningAdmin(CheckedSelectionMixin, OwnFiltersOnlyMixin, admin.ModelAdmi
             sections=presentation.snapshot_sections(screening, tz=timezone.get_current_timezone()),
             derived=presentation.derived_rows(screening.derived or {}),
             review_list=reviews_with_acknowledgements_in_order(screening, flags),
-            addendum_list=list(screening.addenda.select_related("author")),
+            addendum_list=list(screening.addenda.all()),
             history=[
                 (event, audit.action_label(event.action))
                 for event in AuditEvent.objects.filter(

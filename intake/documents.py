@@ -106,12 +106,12 @@ def rows_at(screening, version):
     included = {(event.kind, event.pk) for event in events(screening)[: version - 1]}
     reviews = [
         pdf.review_record(review, as_void=("void", review.pk) in included)
-        for review in screening.reviews.select_related("clinician", "voided_by")
+        for review in screening.reviews.all()
         if ("review", review.pk) in included
     ]
     addenda = [
         pdf.addendum_record(addendum)
-        for addendum in screening.addenda.select_related("author")
+        for addendum in screening.addenda.all()
         if ("addendum", addendum.pk) in included
     ]
     return reviews, addenda

@@ -244,15 +244,12 @@ def addendum_record(addendum):
 
 def current_reviews(screening):
     """Return the review records of ``screening`` as they stand now."""
-    return [
-        review_record(review)
-        for review in screening.reviews.select_related("clinician", "voided_by")
-    ]
+    return [review_record(review) for review in screening.reviews.all()]
 
 
 def current_addenda(screening):
     """Return the addendum records of ``screening`` as they stand now."""
-    return [addendum_record(addendum) for addendum in screening.addenda.select_related("author")]
+    return [addendum_record(addendum) for addendum in screening.addenda.all()]
 
 
 def clinic_tz():

@@ -85,7 +85,7 @@ def flags_to_acknowledge(screening):
 
 def current_review(screening):
     """Return the screening's signed review that is not void, or None."""
-    return screening.reviews.filter(voided_at__isnull=True).select_related("clinician").last()
+    return screening.reviews.filter(voided_at__isnull=True).last()
 
 
 def _require(user, *perms):
@@ -189,7 +189,7 @@ def _shown_review(screening, review_id):
 
     Raises ``IntakeError`` naming what changed when the form's review is not the current one.
     """
-    shown = screening.reviews.filter(pk=review_id).select_related("clinician", "voided_by").first()
+    shown = screening.reviews.filter(pk=review_id).first()
     current = current_review(screening)
     if shown is None or current is None or shown.pk != current.pk:
         raise IntakeError(_review_changed_message(shown, current))
@@ -291,7 +291,7 @@ def release_claim(*, screening_id: int, user, claimed_by_id: int, request=None) 
 
 def _reviewed_since_error(screening):
     """Return the error for a review form opened before the newest review was signed."""
-    latest = screening.reviews.select_related("clinician", "voided_by").order_by("-signed_at")[0]
+    latest = screening.reviews.order_by("-signed_at")[0]
     message = _("Since you opened this form, %(signer)s signed a review at %(signed)s") % {
         "signer": latest.clinician_name,
         "signed": _when(latest.signed_at),

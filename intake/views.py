@@ -77,7 +77,7 @@ def screening(request, pk):
     flags.sort(key=lambda flag: (not flag.urgent, flag.position))
     # Every review, voided ones marked, in signing order: the same record as the PDF's.
     reviews = pdf.current_reviews(record)
-    addenda = list(record.addenda.select_related("author"))
+    addenda = list(record.addenda.all())
     audit.record(action="intake.screening.viewed", request=request, obj=record)
     return render(
         request,
