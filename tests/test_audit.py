@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from intake import audit, reviews, thresholds
 from intake.models import AuditEvent, Determination, ImmutableRecordError
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, last_id
 from tests.review_data import flagged_screening
 from tests.test_security import lock_out, sign_in
 
@@ -37,10 +37,6 @@ def sign(screening, user):
 
 def new_rows(before):
     return list(AuditEvent.objects.filter(pk__gt=before).order_by("id"))
-
-
-def last_id():
-    return AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
 def url(name, screening):
