@@ -8,6 +8,9 @@ import datetime as dt
 
 from django.utils import timezone
 
+from intake import reviews
+from intake.models import Determination
+from tests.conftest import PASSWORD
 from tests.factories import quiet_answers
 from tests.pdf_factories import age_on, build_screening
 
@@ -46,3 +49,15 @@ def flagged_screening(user, rule_ids=(), *, submitted_at=None, **answer_override
 def days_ago(days):
     """Return an aware datetime ``days`` days before now."""
     return timezone.now() - dt.timedelta(days=days)
+
+
+def sign_review(screening, user):
+    """Sign ``user``'s review of ``screening`` (its only flag needing it: SUI-01) and return it."""
+    return reviews.record_review(
+        screening_id=screening.pk,
+        user=user,
+        determination_id=Determination.objects.first().pk,
+        note="Reviewed.",
+        acknowledged_rule_ids=["SUI-01"],
+        password=PASSWORD,
+    )

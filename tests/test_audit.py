@@ -13,7 +13,7 @@ from django.utils import timezone
 from intake import audit, reviews, thresholds
 from intake.models import AuditEvent, Determination, ImmutableRecordError
 from tests.conftest import PASSWORD, last_id
-from tests.review_data import flagged_screening
+from tests.review_data import flagged_screening, sign_review
 from tests.test_security import lock_out, sign_in
 
 pytestmark = pytest.mark.django_db
@@ -22,17 +22,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def screening(staff_user):
     return flagged_screening(staff_user, ["SUI-01", "BP-01"])
-
-
-def sign(screening, user):
-    return reviews.record_review(
-        screening_id=screening.pk,
-        user=user,
-        determination_id=Determination.objects.first().pk,
-        note="Reviewed.",
-        acknowledged_rule_ids=["SUI-01"],
-        password=PASSWORD,
-    )
 
 
 def new_rows(before):
@@ -97,7 +86,7 @@ def test_each_admin_read_and_write_of_a_screening_leaves_exactly_one_audit_row(
     if prepare == "claim":
         reviews.claim_screening(screening_id=screening.pk, user=clinician)
     elif prepare == "sign":
-        sign(screening, clinician)
+        sign_review(screening, clinician)
     before = last_id()
     client.force_login(users[who])
     payload = data() if callable(data) else data

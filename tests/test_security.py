@@ -563,9 +563,8 @@ ONE_LEFT = "One more wrong password signs you out, and what you typed on this pa
 
 def signature_form(kind, user):
     """Return (url, posted data but the password, what it would store) of a signing form."""
-    from intake import reviews
     from intake.models import Addendum, Determination, Review
-    from tests.review_data import flagged_screening
+    from tests.review_data import flagged_screening, sign_review
 
     staff = get_user_model().objects.get_or_create(username="submitter")[0]
     screening = flagged_screening(staff, ["SUI-01"])
@@ -578,14 +577,7 @@ def signature_form(kind, user):
             "note": NOTE,
         }
         return url, data, lambda: Review.objects.filter(screening=screening).exists()
-    review = reviews.record_review(
-        screening_id=screening.pk,
-        user=user,
-        determination_id=Determination.objects.first().pk,
-        note="Reviewed.",
-        acknowledged_rule_ids=["SUI-01"],
-        password=PASSWORD,
-    )
+    review = sign_review(screening, user)
     url = reverse("admin:intake_screening_addendum", args=[screening.pk])
     data = {"review": str(review.pk), "text": NOTE, "form_token": "t" * 16}
     return url, data, lambda: Addendum.objects.filter(screening=screening).exists()
